@@ -24,6 +24,7 @@ const (
 	DropNoEndpoint
 	DropFragTimeout
 	DropFragOverlap
+	DropFragDuplicate
 	DropFragMemory
 	DropFragTooBig
 	DropFragInvalid
@@ -45,7 +46,7 @@ var dropNames = [numDropReasons]string{
 	"none", "truncated", "malformed", "bad_version", "bad_header_len", "bad_length",
 	"bad_checksum", "bad_option", "ttl_exceeded", "not_for_us", "no_route",
 	"forwarding_off", "unknown_protocol", "no_endpoint", "frag_timeout",
-	"frag_overlap", "frag_memory", "frag_too_big", "frag_invalid", "frag_needed",
+	"frag_overlap", "frag_duplicate", "frag_memory", "frag_too_big", "frag_invalid", "frag_needed",
 	"neigh_failed", "neigh_queue_full", "interface_down", "link_error",
 	"queue_full", "rate_limited", "bad_source", "unsupported", "filtered", "no_buffer",
 }

@@ -54,6 +54,8 @@ type Interfaces interface {
 	// Broadcast reports whether a is the directed broadcast address of one
 	// of the interface's IPv4 prefixes (or the limited broadcast).
 	Broadcast(ifIndex int, a netip.Addr) bool
+	// Loopback returns the stack's loopback interface, or nil.
+	Loopback() Interface
 	// Each calls f for every interface.
 	Each(f func(Interface))
 }
