@@ -6,8 +6,10 @@
 // RFC 1812 §4.3).
 //
 // Receive:  link → stack (Ethernet demux) → HandlePacket → validate →
-//           local?  → reassemble → transport.HandlePacket (→ port unreachable)
-//           else    → forward (TTL, route, fragment) → Interface.Output
+//
+//	local?  → reassemble → transport.HandlePacket (→ port unreachable)
+//	else    → forward (TTL, route, fragment) → Interface.Output
+//
 // Send:     transport → Route → WritePacket → header → fragment → Interface.Output
 //
 // It does no I/O of its own: it sends through proto.Interface and learns

@@ -17,7 +17,9 @@ var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // MaxHeaderLen is the most header bytes IPv4 and a link prepend: IPv4 with
 // options, Ethernet with two VLAN tags, a virtio-net header.
-func (p *Protocol) MaxHeaderLen() int { return wire.IPv4MaxHeaderLen + wire.EthernetHeaderLen + 2*wire.VLANTagLen + 12 }
+func (p *Protocol) MaxHeaderLen() int {
+	return wire.IPv4MaxHeaderLen + wire.EthernetHeaderLen + 2*wire.VLANTagLen + 12
+}
 
 // Route resolves how to send to dst (RFC 1122 §3.3.1). src, when valid,
 // must be an address of this stack; otherwise one is chosen: the route's
