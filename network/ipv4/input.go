@@ -95,6 +95,7 @@ func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
 // ownership of pkt.
 func (p *Protocol) deliver(ifc proto.Interface, info *proto.PacketInfo, pkt *buf.Packet) {
 	if info.Proto == wire.IPProtoICMP {
+		p.counters.Delivered.Inc()
 		p.icmp.input(ifc, info, pkt)
 		return
 	}

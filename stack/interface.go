@@ -1,0 +1,381 @@
+package stack
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"ustack/buf"
+	"ustack/internal/stats"
+	"ustack/link"
+	"ustack/network/neigh"
+	"ustack/network/route"
+	"ustack/proto"
+	"ustack/wire"
+)
+
+// Interface is a network interface of a stack: a link, its addresses and
+// its neighbour cache. It frames and demultiplexes for the protocols: the
+// receive path starts in DeliverBatch on the link's reader goroutine and
+// runs inline up to the socket queues.
+type Interface struct {
+	s     *Stack
+	index int
+	name  string
+	ep    link.Endpoint
+	mac   wire.MAC
+	mtu   atomic.Int64
+	up    atomic.Bool
+	addrs atomic.Pointer[[]netip.Prefix]
+	neigh *neigh.Cache // nil on IP links
+
+	counters proto.Counters // "if.NAME.eth.": framing and demux
+	writes   sync.Pool      // *[1]*buf.Packet, to write one packet without allocating
+}
+
+// AddInterface adds a link to the stack under name and brings it up. The
+// stack owns ep from now on and closes it when the interface is removed.
+func (s *Stack) AddInterface(name string, ep link.Endpoint) (*Interface, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if name == "" {
+		return nil, fmt.Errorf("stack: interface name is empty")
+	}
+	if s.ifaces.Load().byName[name] != nil {
+		return nil, fmt.Errorf("stack: interface %q: %w", name, ErrExists)
+	}
+	s.nextIndex++
+	ifc := &Interface{s: s, index: s.nextIndex, name: name, ep: ep, mac: ep.HardwareAddr()}
+	ifc.mtu.Store(int64(ep.MTU()))
+	ifc.addrs.Store(&[]netip.Prefix{})
+	ifc.writes.New = func() any { return new([1]*buf.Packet) }
+	if ep.Type() == link.TypeEthernet {
+		ifc.neigh = neigh.New(s.clk, s.ncfg, resolverMux{v4: s.arp.Resolver(ifc)}, ifc)
+		s.arp.Attach(ifc, ifc.neigh)
+	}
+	s.update(func(t *ifaceTable) {
+		t.byIndex[ifc.index] = ifc
+		t.byName[name] = ifc
+	})
+	ifc.up.Store(true)
+	ep.Attach(ifc)
+	s.log.Info("interface added", "if", name, "index", ifc.index, "link", ep.Name(),
+		"mtu", ep.MTU(), "mac", ifc.mac, "caps", ep.Capabilities())
+	return ifc, nil
+}
+
+// RemoveInterface detaches and closes the interface's link and removes its
+// addresses, routes and neighbours.
+func (s *Stack) RemoveInterface(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ifc := s.ifaces.Load().byName[name]
+	if ifc == nil {
+		return fmt.Errorf("stack: interface %q: %w", name, ErrNoInterface)
+	}
+	ifc.up.Store(false)
+	ifc.ep.Attach(nil)
+	s.update(func(t *ifaceTable) {
+		delete(t.byIndex, ifc.index)
+		delete(t.byName, name)
+		for a, i := range t.local {
+			if i == ifc.index {
+				delete(t.local, a)
+			}
+		}
+	})
+	s.routes.DeleteFunc(func(r route.Route) bool { return r.IfIndex == ifc.index })
+	if ifc.neigh != nil {
+		s.arp.Detach(ifc.index)
+		ifc.neigh.Close()
+	}
+	if ifc == s.lo {
+		s.lo = nil
+	}
+	s.log.Info("interface removed", "if", name)
+	return ifc.ep.Close()
+}
+
+// AddAddress assigns an address (with its prefix length) to the interface,
+// adds the connected route for its prefix and, on Ethernet, announces it
+// with a gratuitous ARP (RFC 5227 §3).
+func (s *Stack) AddAddress(ifname string, p netip.Prefix) error {
+	if !p.IsValid() {
+		return fmt.Errorf("stack: invalid address %v", p)
+	}
+	p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits())
+	s.mu.Lock()
+	ifc := s.ifaces.Load().byName[ifname]
+	if ifc == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("stack: interface %q: %w", ifname, ErrNoInterface)
+	}
+	if i, ok := s.ifaces.Load().local[p.Addr()]; ok {
+		s.mu.Unlock()
+		return fmt.Errorf("stack: address %v is on interface %d: %w", p.Addr(), i, ErrExists)
+	}
+	addrs := append(slices.Clone(*ifc.addrs.Load()), p)
+	ifc.addrs.Store(&addrs)
+	s.update(func(t *ifaceTable) { t.local[p.Addr()] = ifc.index })
+	if p.Bits() < p.Addr().BitLen() || ifc == s.lo {
+		s.routes.Add(route.Route{Dst: p.Masked(), IfIndex: ifc.index, Src: p.Addr(), Origin: route.OriginConnected})
+	}
+	s.mu.Unlock()
+	s.log.Info("address added", "if", ifname, "addr", p)
+	if ifc.neigh != nil && p.Addr().Is4() {
+		s.arp.Announce(ifc, p.Addr())
+	}
+	return nil
+}
+
+// RemoveAddress removes an address and its connected route.
+func (s *Stack) RemoveAddress(ifname string, a netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ifc := s.ifaces.Load().byName[ifname]
+	if ifc == nil {
+		return fmt.Errorf("stack: interface %q: %w", ifname, ErrNoInterface)
+	}
+	old := *ifc.addrs.Load()
+	i := slices.IndexFunc(old, func(p netip.Prefix) bool { return p.Addr() == a })
+	if i < 0 {
+		return fmt.Errorf("stack: interface %q has no address %v", ifname, a)
+	}
+	p := old[i]
+	addrs := slices.Delete(slices.Clone(old), i, i+1)
+	ifc.addrs.Store(&addrs)
+	s.update(func(t *ifaceTable) { delete(t.local, a) })
+	s.routes.DeleteFunc(func(r route.Route) bool {
+		return r.Origin == route.OriginConnected && r.IfIndex == ifc.index && r.Dst == p.Masked() && r.Src == a
+	})
+	return nil
+}
+
+// AddRoute adds a route. r.IfIndex may be 0 when r.Gateway is on the
+// subnet of an interface's address: that interface is used.
+func (s *Stack) AddRoute(r route.Route) error {
+	if r.IfIndex == 0 && r.Gateway.IsValid() {
+		if c, ok := s.routes.LookupFunc(r.Gateway, func(c *route.Route) bool { return c.Origin == route.OriginConnected }); ok {
+			r.IfIndex = c.IfIndex
+		} else {
+			return fmt.Errorf("stack: gateway %v is not on a connected network", r.Gateway)
+		}
+	}
+	return s.routes.Add(r)
+}
+
+// Index, Name, MTU, ... implement proto.Interface.
+
+func (ifc *Interface) Index() int                      { return ifc.index }
+func (ifc *Interface) Name() string                    { return ifc.name }
+func (ifc *Interface) MTU() int                        { return int(ifc.mtu.Load()) }
+func (ifc *Interface) LinkType() link.Type             { return ifc.ep.Type() }
+func (ifc *Interface) HardwareAddr() wire.MAC          { return ifc.mac }
+func (ifc *Interface) Capabilities() link.Capabilities { return ifc.ep.Capabilities() }
+func (ifc *Interface) Up() bool                        { return ifc.up.Load() }
+func (ifc *Interface) Addrs() []netip.Prefix           { return *ifc.addrs.Load() }
+
+// Link is the interface's link endpoint.
+func (ifc *Interface) Link() link.Endpoint { return ifc.ep }
+
+// SetUp brings the interface administratively up or down. A down interface
+// drops what it receives and refuses to send.
+func (ifc *Interface) SetUp(up bool) { ifc.up.Store(up) }
+
+// SetMTU lowers (or restores) the network-layer MTU; it cannot exceed the
+// link's.
+func (ifc *Interface) SetMTU(mtu int) error {
+	if mtu < 68 || mtu > ifc.ep.MTU() { // RFC 791: every host takes 68
+		return fmt.Errorf("stack: MTU %d outside [68, %d]", mtu, ifc.ep.MTU())
+	}
+	ifc.mtu.Store(int64(mtu))
+	return nil
+}
+
+// Neighbors lists the neighbour cache (nil on IP links).
+func (ifc *Interface) Neighbors() []neigh.Entry {
+	if ifc.neigh == nil {
+		return nil
+	}
+	return ifc.neigh.Entries()
+}
+
+// NeighborCache is the interface's neighbour cache (nil on IP links).
+func (ifc *Interface) NeighborCache() *neigh.Cache { return ifc.neigh }
+
+// DeliverBatch receives frames from the link (link.Dispatcher). It takes
+// ownership of every packet and carries each up the stack inline.
+func (ifc *Interface) DeliverBatch(_ link.Endpoint, pkts []*buf.Packet) {
+	for _, pkt := range pkts {
+		ifc.receive(pkt)
+	}
+}
+
+func (ifc *Interface) receive(pkt *buf.Packet) {
+	c := &ifc.counters
+	c.InPackets.Inc()
+	c.InBytes.Add(uint64(pkt.Len()))
+	if !ifc.up.Load() {
+		ifc.drop(pkt, proto.DropInterfaceDown)
+		return
+	}
+	pkt.IfIndex = ifc.index
+	var et wire.EtherType
+	if ifc.ep.Type() == link.TypeIP {
+		b := pkt.Pullup(1)
+		if b == nil {
+			ifc.drop(pkt, proto.DropTruncated)
+			return
+		}
+		switch b[0] >> 4 {
+		case 4:
+			et = wire.EtherTypeIPv4
+		case 6:
+			et = wire.EtherTypeIPv6
+		default:
+			ifc.drop(pkt, proto.DropBadVersion)
+			return
+		}
+		if ifc.ep.Capabilities().Has(link.CapLoopback) {
+			pkt.Flags |= buf.FlagLoopback
+		}
+	} else {
+		b := pkt.Pullup(min(pkt.Len(), wire.EthernetHeaderLen))
+		e, err := wire.ParseEthernet(b)
+		if err != nil {
+			ifc.drop(pkt, proto.DropTruncated)
+			return
+		}
+		dst := e.Dst()
+		switch {
+		case dst.IsBroadcast():
+			pkt.Flags |= buf.FlagLinkBroadcast
+		case dst.IsMulticast():
+			pkt.Flags |= buf.FlagLinkMulticast
+		case dst != ifc.mac:
+			ifc.drop(pkt, proto.DropNotForUs)
+			return
+		}
+		if e.Src() == ifc.mac {
+			ifc.drop(pkt, proto.DropBadSource) // our own frame reflected back
+			return
+		}
+		et = e.Type()
+		pkt.LinkHeader = e[:wire.EthernetHeaderLen]
+		pkt.TrimFront(wire.EthernetHeaderLen)
+	}
+	np := ifc.s.netProtos[et]
+	if np == nil {
+		// VLAN-tagged frames land here too: this stack has no VLAN
+		// interfaces yet.
+		ifc.drop(pkt, proto.DropUnknownProtocol)
+		return
+	}
+	c.Delivered.Inc()
+	np.HandlePacket(ifc, pkt)
+}
+
+func (ifc *Interface) drop(pkt *buf.Packet, r proto.DropReason) {
+	ifc.counters.Drop(r)
+	pkt.Release()
+}
+
+// Output sends a network packet to the on-link next hop (proto.Interface).
+// It takes ownership of pkt.
+func (ifc *Interface) Output(next netip.Addr, et wire.EtherType, pkt *buf.Packet) error {
+	if !ifc.up.Load() {
+		ifc.drop(pkt, proto.DropInterfaceDown)
+		return errDown
+	}
+	if ifc.neigh == nil {
+		return ifc.write(pkt)
+	}
+	switch {
+	case next.Is4() && (next == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || ifc.s.ifaces.Load().isBroadcast(ifc, next)):
+		return ifc.OutputLink(wire.BroadcastMAC, et, pkt)
+	case next.Is4() && next.IsMulticast():
+		return ifc.OutputLink(wire.MulticastMACv4(next.As4()), et, pkt)
+	case next.Is6() && next.IsMulticast():
+		return ifc.OutputLink(wire.MulticastMACv6(next.As16()), et, pkt)
+	}
+	ifc.neigh.Output(next, et, pkt)
+	return nil
+}
+
+// OutputLink frames pkt for dst and writes it (proto.Interface). It takes
+// ownership of pkt.
+func (ifc *Interface) OutputLink(dst wire.MAC, et wire.EtherType, pkt *buf.Packet) error {
+	if ifc.ep.Type() == link.TypeEthernet {
+		f := wire.EthernetFields{Dst: dst, Src: ifc.mac, Type: et}
+		f.Encode(pkt.Prepend(wire.EthernetHeaderLen))
+	}
+	return ifc.write(pkt)
+}
+
+// SendResolved is the neighbour cache's way out (neigh.Sender). It takes
+// ownership of pkt.
+func (ifc *Interface) SendResolved(mac wire.MAC, et wire.EtherType, pkt *buf.Packet) {
+	ifc.OutputLink(mac, et, pkt)
+}
+
+// ResolutionFailed receives packets whose next hop did not answer
+// (neigh.Sender); the network protocol answers with ICMP host unreachable.
+// It takes ownership of pkt.
+func (ifc *Interface) ResolutionFailed(_ netip.Addr, et wire.EtherType, pkt *buf.Packet) {
+	if et == wire.EtherTypeIPv4 {
+		ifc.s.ipv4.ResolutionFailed(ifc, pkt)
+		return
+	}
+	ifc.drop(pkt, proto.DropNeighFailed)
+}
+
+func (ifc *Interface) write(pkt *buf.Packet) error {
+	ifc.counters.OutPackets.Inc()
+	ifc.counters.OutBytes.Add(uint64(pkt.Len()))
+	b := ifc.writes.Get().(*[1]*buf.Packet)
+	b[0] = pkt
+	_, err := ifc.ep.WriteBatch(b[:])
+	b[0] = nil
+	ifc.writes.Put(b)
+	if err != nil {
+		ifc.counters.Drop(proto.DropLinkError)
+	}
+	return err
+}
+
+func (ifc *Interface) visitStats(v stats.Visitor) {
+	prefix := "if." + ifc.name + "."
+	ifc.counters.Visit(prefix, v)
+	if c, ok := ifc.ep.(link.Counted); ok {
+		c.LinkStats().Visit(prefix+"link.", v)
+	} else if s, ok := ifc.ep.(proto.StatsSource); ok {
+		s.VisitStats(func(name string, value uint64) { v(prefix+"link."+name, value) })
+	}
+	if ifc.neigh != nil {
+		ifc.neigh.VisitStats(func(name string, value uint64) { v(prefix+"neigh."+name, value) })
+	}
+}
+
+var errDown = fmt.Errorf("stack: interface is down")
+
+func (t *ifaceTable) isBroadcast(ifc *Interface, a netip.Addr) bool {
+	for _, p := range ifc.Addrs() {
+		if p.Addr().Is4() && p.Bits() < 31 && a == lastAddr(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastAddr is the directed broadcast address of an IPv4 prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

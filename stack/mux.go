@@ -1,0 +1,91 @@
+package stack
+
+import (
+	"net/netip"
+	"syscall"
+
+	"ustack/buf"
+	"ustack/network/ipv4"
+	"ustack/network/neigh"
+	"ustack/proto"
+	"ustack/wire"
+)
+
+// interfaces is the stack seen as proto.Interfaces by its protocols.
+type interfaces Stack
+
+func (s *interfaces) Interface(index int) proto.Interface {
+	if ifc := s.ifaces.Load().byIndex[index]; ifc != nil {
+		return ifc
+	}
+	return nil
+}
+
+func (s *interfaces) LocalAddr(a netip.Addr) (int, bool) {
+	i, ok := s.ifaces.Load().local[a.Unmap()]
+	return i, ok
+}
+
+func (s *interfaces) Broadcast(ifIndex int, a netip.Addr) bool {
+	t := s.ifaces.Load()
+	if !a.Is4() {
+		return false
+	}
+	if a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return true
+	}
+	ifc := t.byIndex[ifIndex]
+	return ifc != nil && t.isBroadcast(ifc, a)
+}
+
+func (s *interfaces) Loopback() proto.Interface {
+	st := (*Stack)(s)
+	st.mu.Lock()
+	lo := st.lo
+	st.mu.Unlock()
+	if lo == nil {
+		return nil
+	}
+	return lo
+}
+
+func (s *interfaces) Each(f func(proto.Interface)) {
+	for _, ifc := range (*Stack)(s).Interfaces() {
+		f(ifc)
+	}
+}
+
+// netMux is the stack's proto.Network: it sends through IPv4 or (later)
+// IPv6 by the destination's family.
+type netMux struct {
+	v4 *ipv4.Protocol
+}
+
+func (m *netMux) Route(dst, src netip.Addr, ifIndex int) (proto.Route, error) {
+	if dst.Unmap().Is4() {
+		return m.v4.Route(dst, src, ifIndex)
+	}
+	return proto.Route{}, syscall.EAFNOSUPPORT
+}
+
+func (m *netMux) WritePacket(r *proto.Route, p wire.IPProtocol, wp proto.WriteParams, pkt *buf.Packet) error {
+	if r.Dst.Is4() {
+		return m.v4.WritePacket(r, p, wp, pkt)
+	}
+	pkt.Release()
+	return syscall.EAFNOSUPPORT
+}
+
+func (m *netMux) MaxHeaderLen() int { return m.v4.MaxHeaderLen() }
+
+// resolverMux sends neighbour solicitations with the protocol of the
+// target's family: ARP for IPv4 (NDP joins for IPv6).
+type resolverMux struct {
+	v4 neigh.Resolver
+}
+
+func (r resolverMux) Solicit(target netip.Addr, dst wire.MAC) {
+	if target.Is4() && r.v4 != nil {
+		r.v4.Solicit(target, dst)
+	}
+}
