@@ -256,6 +256,10 @@ func (p *Packet) Pullup(n int) []byte {
 // otherwise puts a new chunk in front. It may overwrite bytes trimmed from
 // the front earlier, so header slices recorded before may change.
 func (p *Packet) Prepend(n int) []byte {
+	if n == 0 {
+		// No empty views: they would make a contiguous packet look split.
+		return []byte{}
+	}
 	if len(p.views) > 0 {
 		v := &p.views[0]
 		if v.c != nil && !v.c.shared() && v.off >= n {
@@ -277,6 +281,9 @@ func (p *Packet) Prepend(n int) []byte {
 // Append adds n bytes at the end and returns them (not zeroed). It uses the
 // tail room of the last chunk when the packet owns it alone.
 func (p *Packet) Append(n int) []byte {
+	if n == 0 {
+		return []byte{}
+	}
 	if k := len(p.views); k > 0 {
 		v := &p.views[k-1]
 		if v.c != nil && !v.c.shared() && v.off+v.n+n <= len(v.c.data) {
@@ -411,7 +418,17 @@ func (p *Packet) DeepCopy() *Packet {
 
 // Concat appends q's data to p. It takes ownership of q.
 func (p *Packet) Concat(q *Packet) {
-	p.views = append(p.views, q.views...)
+	if p.size == 0 {
+		// Drop an empty view kept for headroom: a packet with data has no
+		// empty views, so Contiguous stays exact.
+		clearViews(p.views)
+		p.views = p.views[:0]
+	}
+	for _, v := range q.views {
+		if v.n > 0 {
+			p.views = append(p.views, v)
+		}
+	}
 	p.chunks = append(p.chunks, q.chunks...)
 	p.size += q.size
 	clearViews(q.views)

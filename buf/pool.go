@@ -19,8 +19,8 @@ type chunk struct {
 	class int8 // index into classes, or -1 for unpooled
 }
 
-func (c *chunk) ref()          { c.refs.Add(1) }
-func (c *chunk) shared() bool  { return c.refs.Load() > 1 }
+func (c *chunk) ref()         { c.refs.Add(1) }
+func (c *chunk) shared() bool { return c.refs.Load() > 1 }
 func (c *chunk) unref() {
 	switch n := c.refs.Add(-1); {
 	case n == 0:
