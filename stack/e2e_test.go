@@ -285,7 +285,7 @@ func TestNoRouteAndUnreachableNeighbour(t *testing.T) {
 		c.Write([]byte("hello?"))
 		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		if _, err := c.Read(make([]byte, 10)); !errors.Is(err, syscall.EHOSTUNREACH) {
-			t.Errorf("read: %v, want EHOSTUNREACH", err)
+			t.Errorf("read: %v, want EHOSTUNREACH; sockets %+v; stats %v", err, a.Sockets(), a.Stats())
 		}
 		if got := a.Stats()["ipv4.drop.neigh_failed"]; got != 1 {
 			t.Errorf("neigh_failed drops = %d, want 1", got)

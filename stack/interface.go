@@ -351,10 +351,13 @@ func (ifc *Interface) write(pkt *buf.Packet) error {
 func (ifc *Interface) visitStats(v stats.Visitor) {
 	prefix := "if." + ifc.name + "."
 	ifc.counters.Visit(prefix, v)
+	// Drivers count in link.Stats; decorators (fault, capture) add
+	// counters of their own.
 	if c, ok := ifc.ep.(link.Counted); ok {
 		c.LinkStats().Visit(prefix+"link.", v)
-	} else if s, ok := ifc.ep.(proto.StatsSource); ok {
-		s.VisitStats(func(name string, value uint64) { v(prefix+"link."+name, value) })
+	}
+	if s, ok := ifc.ep.(proto.StatsSource); ok {
+		s.VisitStats(func(name string, value uint64) { v(prefix+name, value) })
 	}
 	if ifc.neigh != nil {
 		ifc.neigh.VisitStats(func(name string, value uint64) { v(prefix+"neigh."+name, value) })

@@ -64,16 +64,15 @@ type ARPFields struct {
 // Len is the encoded length.
 func (f *ARPFields) Len() int { return ARPLen }
 
-// Encode writes the packet into b[:ARPLen].
+// Encode writes the packet into b[:ARPLen]. A zero netip.Addr is written as
+// 0.0.0.0 (the sender address of an ARP probe, RFC 5227 §2.1.1).
 func (f *ARPFields) Encode(b []byte) {
 	binary.BigEndian.PutUint16(b[0:], 1)
 	binary.BigEndian.PutUint16(b[2:], uint16(EtherTypeIPv4))
 	b[4], b[5] = 6, 4
 	binary.BigEndian.PutUint16(b[6:], uint16(f.Op))
 	copy(b[8:14], f.SenderMAC[:])
-	s := f.SenderIP.As4()
-	copy(b[14:18], s[:])
+	put4(b[14:18], f.SenderIP)
 	copy(b[18:24], f.TargetMAC[:])
-	t := f.TargetIP.As4()
-	copy(b[24:28], t[:])
+	put4(b[24:28], f.TargetIP)
 }

@@ -66,7 +66,10 @@ func PseudoHeaderChecksum(proto IPProtocol, src, dst netip.Addr, n int) uint16 {
 
 // ChecksumUpdate16 returns the checksum field value after a 16-bit word
 // covered by it changes from old to new, without recomputing (RFC 1624 §3,
-// eqn. 3: HC' = ~(~HC + ~m + m')).
+// eqn. 3: HC' = ~(~HC + ~m + m')). Like a full recompute it never turns a
+// nonzero sum into -0; the two differ (0x0000 against 0xffff, both valid
+// in ones' complement) only when every other covered word is zero, which no
+// IPv4, TCP or UDP header is.
 func ChecksumUpdate16(field, old, new uint16) uint16 {
 	sum := uint64(^field) + uint64(^old) + uint64(new)
 	return ^fold(sum)

@@ -1,6 +1,9 @@
 package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"net/netip"
+)
 
 // ICMPv4 (RFC 792).
 const ICMPv4HeaderLen = 8
@@ -12,6 +15,7 @@ const (
 	ICMPv4EchoReply      ICMPv4Type = 0
 	ICMPv4DstUnreachable ICMPv4Type = 3
 	ICMPv4Redirect       ICMPv4Type = 5
+	ICMPv4SourceQuench   ICMPv4Type = 4 // deprecated, RFC 6633
 	ICMPv4Echo           ICMPv4Type = 8
 	ICMPv4TimeExceeded   ICMPv4Type = 11
 	ICMPv4ParamProblem   ICMPv4Type = 12
@@ -41,6 +45,8 @@ func (t ICMPv4Type) String() string {
 		return "dst-unreachable"
 	case ICMPv4Redirect:
 		return "redirect"
+	case ICMPv4SourceQuench:
+		return "source-quench"
 	case ICMPv4Echo:
 		return "echo"
 	case ICMPv4TimeExceeded:
@@ -54,7 +60,7 @@ func (t ICMPv4Type) String() string {
 // IsError reports whether the type is an ICMP error message.
 func (t ICMPv4Type) IsError() bool {
 	switch t {
-	case ICMPv4DstUnreachable, ICMPv4Redirect, ICMPv4TimeExceeded, ICMPv4ParamProblem, 4:
+	case ICMPv4DstUnreachable, ICMPv4Redirect, ICMPv4TimeExceeded, ICMPv4ParamProblem, ICMPv4SourceQuench:
 		return true
 	}
 	return false
@@ -81,6 +87,25 @@ func (m ICMPv4) Seq() uint16 { return binary.BigEndian.Uint16(m[6:]) }
 
 // MTU is the next-hop MTU of a fragmentation-needed message (RFC 1191 §4).
 func (m ICMPv4) MTU() int { return int(binary.BigEndian.Uint16(m[6:])) }
+
+// Rest is the second 32-bit word of the header (see ICMPv4Fields.Rest).
+func (m ICMPv4) Rest() uint32 { return binary.BigEndian.Uint32(m[4:]) }
+
+// Gateway is the gateway address of a redirect (RFC 792).
+func (m ICMPv4) Gateway() netip.Addr { return netip.AddrFrom4([4]byte(m[4:8])) }
+
+// Quote returns the datagram quoted by an error message (destination
+// unreachable, source quench, redirect, time exceeded, parameter problem):
+// its IP header and at least its first 8 data bytes (RFC 792; RFC 1122
+// §3.2.2), checked by ParseIPv4Quote. The view's Payload is the quoted data
+// (cut at the end of the message), enough for the ports of TCP or UDP.
+// Other message types give ErrUnsupported.
+func (m ICMPv4) Quote() (IPv4, error) {
+	if !m.Type().IsError() {
+		return nil, ErrUnsupported
+	}
+	return ParseIPv4Quote(m.Payload())
+}
 
 // Pointer is the octet pointer of a parameter problem.
 func (m ICMPv4) Pointer() uint8       { return m[4] }

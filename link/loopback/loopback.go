@@ -92,7 +92,6 @@ func (e *Endpoint) HeaderRoom() int { return 0 }
 // LinkStats returns the endpoint's counters.
 func (e *Endpoint) LinkStats() *link.Stats { return &e.stats }
 
-
 // Attach makes d receive what is written; nil detaches (packets written
 // meanwhile are dropped). It does not wait for a batch being delivered to
 // the previous dispatcher; Close does.

@@ -335,7 +335,6 @@ func resetMeta(p *buf.Packet, caps link.Capabilities) {
 	}
 }
 
-
 // ring is a bounded FIFO of packets.
 type ring struct {
 	buf        []*buf.Packet

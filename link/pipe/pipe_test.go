@@ -443,4 +443,3 @@ func TestMetadataInTransit(t *testing.T) {
 		})
 	}
 }
-
