@@ -105,7 +105,10 @@ type Network interface {
 	// WritePacket prepends the network header and sends pkt, whose front
 	// is the transport header, along r. It fragments if needed. It takes
 	// ownership of pkt.
-	WritePacket(r *Route, p wire.IPProtocol, wp WriteParams, pkt *buf.Packet) error
+	WritePacket(r Route, p wire.IPProtocol, wp WriteParams, pkt *buf.Packet) error
+	// LocalAddr reports whether a is an address of this stack (or a
+	// broadcast address of one of its interfaces).
+	LocalAddr(a netip.Addr) bool
 	// MaxHeaderLen is the most header bytes the network and link layers
 	// prepend: transports leave that much headroom.
 	MaxHeaderLen() int
@@ -138,7 +141,7 @@ type TransportProtocol interface {
 	Protocol() wire.IPProtocol
 	// HandlePacket receives pkt, whose front is the transport header. It
 	// takes ownership unless it returns NoEndpoint.
-	HandlePacket(info *PacketInfo, pkt *buf.Packet) Verdict
+	HandlePacket(info PacketInfo, pkt *buf.Packet) Verdict
 	// HandleError receives an ICMP error about a packet this protocol
 	// sent. The error and its Quote are valid only during the call.
 	HandleError(e *ICMPError)

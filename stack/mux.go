@@ -68,13 +68,15 @@ func (m *netMux) Route(dst, src netip.Addr, ifIndex int) (proto.Route, error) {
 	return proto.Route{}, syscall.EAFNOSUPPORT
 }
 
-func (m *netMux) WritePacket(r *proto.Route, p wire.IPProtocol, wp proto.WriteParams, pkt *buf.Packet) error {
+func (m *netMux) WritePacket(r proto.Route, p wire.IPProtocol, wp proto.WriteParams, pkt *buf.Packet) error {
 	if r.Dst.Is4() {
 		return m.v4.WritePacket(r, p, wp, pkt)
 	}
 	pkt.Release()
 	return syscall.EAFNOSUPPORT
 }
+
+func (m *netMux) LocalAddr(a netip.Addr) bool { return m.v4.LocalAddr(a) }
 
 func (m *netMux) MaxHeaderLen() int { return m.v4.MaxHeaderLen() }
 

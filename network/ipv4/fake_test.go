@@ -98,13 +98,13 @@ type sink struct {
 }
 
 func (s *sink) Protocol() wire.IPProtocol { return s.p }
-func (s *sink) HandlePacket(info *proto.PacketInfo, pkt *buf.Packet) proto.Verdict {
+func (s *sink) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Verdict {
 	if s.noListen {
 		return proto.NoEndpoint
 	}
 	s.mu.Lock()
 	s.got = append(s.got, pkt.ToBytes())
-	s.info = append(s.info, *info)
+	s.info = append(s.info, info)
 	s.mu.Unlock()
 	pkt.Release()
 	return proto.Consumed

@@ -50,7 +50,7 @@ func (s *icmpState) visit(v stats.Visitor) {
 
 // input handles an ICMPv4 message addressed to us (RFC 792). It takes
 // ownership of pkt, whose front is the ICMP header.
-func (s *icmpState) input(ifc proto.Interface, info *proto.PacketInfo, pkt *buf.Packet) {
+func (s *icmpState) input(ifc proto.Interface, info proto.PacketInfo, pkt *buf.Packet) {
 	s.counters.InPackets.Inc()
 	s.counters.InBytes.Add(uint64(pkt.Len()))
 	b := pkt.Pullup(pkt.Len())
@@ -85,7 +85,7 @@ func (s *icmpState) input(ifc proto.Interface, info *proto.PacketInfo, pkt *buf.
 
 // echoReply answers an echo request (RFC 792, RFC 1122 §3.2.2.6): same
 // identifier, sequence and data, from the address it was sent to.
-func (s *icmpState) echoReply(info *proto.PacketInfo, req wire.ICMPv4) {
+func (s *icmpState) echoReply(info proto.PacketInfo, req wire.ICMPv4) {
 	if (info.Broadcast || info.Multicast) && !s.p.bmcastEcho.Load() {
 		s.counters.Drop(proto.DropNotForUs)
 		return
@@ -104,10 +104,10 @@ func (s *icmpState) echoReply(info *proto.PacketInfo, req wire.ICMPv4) {
 	copy(m, req)
 	m.SetType(wire.ICMPv4EchoReply)
 	m.UpdateChecksum()
-	s.send(&r, info.TOS, m.Type(), pkt)
+	s.send(r, info.TOS, m.Type(), pkt)
 }
 
-func (s *icmpState) send(r *proto.Route, tos uint8, t wire.ICMPv4Type, pkt *buf.Packet) {
+func (s *icmpState) send(r proto.Route, tos uint8, t wire.ICMPv4Type, pkt *buf.Packet) {
 	s.counters.OutPackets.Inc()
 	s.counters.OutBytes.Add(uint64(pkt.Len()))
 	s.outTypes[t].Inc()
@@ -116,7 +116,7 @@ func (s *icmpState) send(r *proto.Route, tos uint8, t wire.ICMPv4Type, pkt *buf.
 
 // errorInput delivers an ICMP error to the transport whose packet it quotes
 // (RFC 1122 §3.2.2: the quoted IP header and at least 8 bytes).
-func (s *icmpState) errorInput(info *proto.PacketInfo, m wire.ICMPv4) {
+func (s *icmpState) errorInput(info proto.PacketInfo, m wire.ICMPv4) {
 	q := m.Payload()
 	if len(q) < wire.IPv4MinHeaderLen || q[0]>>4 != 4 {
 		s.counters.Drop(proto.DropMalformed)
@@ -220,7 +220,7 @@ func (s *icmpState) sendError(in proto.Interface, pkt *buf.Packet, skip int, t w
 	copy(b[wire.ICMPv4HeaderLen:], hdr[:hl])
 	pkt.ReadAt(b[wire.ICMPv4HeaderLen+hl:], int64(skip))
 	wire.ICMPv4(b).UpdateChecksum()
-	s.send(&r, 0, t, out)
+	s.send(r, 0, t, out)
 }
 
 // allow is the token bucket of RFC 1812 §4.3.2.8.

@@ -88,12 +88,12 @@ func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
 	h = wire.IPv4(pkt.NetworkHeader)
 	info := proto.PacketInfo{Src: src, Dst: dst, Proto: h.Protocol(), IfIndex: ifc.Index(),
 		TTL: h.TTL(), TOS: h.TOS(), Broadcast: bcast, Multicast: mcast}
-	p.deliver(ifc, &info, pkt)
+	p.deliver(ifc, info, pkt)
 }
 
 // deliver hands a whole datagram's payload to its transport. It takes
 // ownership of pkt.
-func (p *Protocol) deliver(ifc proto.Interface, info *proto.PacketInfo, pkt *buf.Packet) {
+func (p *Protocol) deliver(ifc proto.Interface, info proto.PacketInfo, pkt *buf.Packet) {
 	if info.Proto == wire.IPProtoICMP {
 		p.counters.Delivered.Inc()
 		p.icmp.input(ifc, info, pkt)

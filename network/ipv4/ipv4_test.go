@@ -448,14 +448,14 @@ func TestWritePacketFragmentsAndDF(t *testing.T) {
 		t.Fatalf("Route = %+v, %v", rt, err)
 	}
 	payload := udpDatagram(local, peer, 1, 2, pattern(3000))
-	if err := r.p.WritePacket(&rt, wire.IPProtoUDP, proto.WriteParams{}, buf.FromBytes(payload)); err != nil {
+	if err := r.p.WritePacket(rt, wire.IPProtoUDP, proto.WriteParams{}, buf.FromBytes(payload)); err != nil {
 		t.Fatal(err)
 	}
 	sent := r.if1.take()
 	if len(sent) != 3 {
 		t.Fatalf("%d packets, want 3 fragments", len(sent))
 	}
-	if err := r.p.WritePacket(&rt, wire.IPProtoUDP, proto.WriteParams{DF: true}, buf.FromBytes(payload)); err == nil {
+	if err := r.p.WritePacket(rt, wire.IPProtoUDP, proto.WriteParams{DF: true}, buf.FromBytes(payload)); err == nil {
 		t.Errorf("DF datagram over the MTU accepted")
 	}
 	// Default route through the gateway.

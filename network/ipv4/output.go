@@ -160,10 +160,26 @@ func hasPrefixFor(ifc proto.Interface, a netip.Addr) bool {
 	return false
 }
 
+// LocalAddr reports whether a is one of this stack's IPv4 addresses or the
+// broadcast address of one of its interfaces.
+func (p *Protocol) LocalAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	if _, ok := p.ifs.LocalAddr(a); ok || a == limitedBroadcast {
+		return true
+	}
+	found := false
+	p.ifs.Each(func(ifc proto.Interface) {
+		if !found && p.ifs.Broadcast(ifc.Index(), a) {
+			found = true
+		}
+	})
+	return found
+}
+
 // WritePacket prepends an IPv4 header to pkt (whose front is the transport
 // header) and sends it along r, fragmenting when it exceeds r.MTU and
 // neither DF nor GSO is set (RFC 791 §3.2). It takes ownership of pkt.
-func (p *Protocol) WritePacket(r *proto.Route, proto_ wire.IPProtocol, wp proto.WriteParams, pkt *buf.Packet) error {
+func (p *Protocol) WritePacket(r proto.Route, proto_ wire.IPProtocol, wp proto.WriteParams, pkt *buf.Packet) error {
 	ttl := wp.TTL
 	if ttl == 0 {
 		ttl = uint8(p.ttl.Load())
@@ -219,7 +235,7 @@ func (p *Protocol) output(ifIndex int, next netip.Addr, pkt *buf.Packet) error {
 // fragments that fit r.MTU, each with a copy of the header f, and sends
 // them (RFC 791 §3.2, "fragmentation"). Payload bytes are shared, not
 // copied. It takes ownership of pkt.
-func (p *Protocol) fragmentAndSend(r *proto.Route, f *wire.IPv4Fields, pkt *buf.Packet) error {
+func (p *Protocol) fragmentAndSend(r proto.Route, f *wire.IPv4Fields, pkt *buf.Packet) error {
 	if pkt.Offload.NeedsCsum {
 		completeChecksum(pkt, wire.IPv4MinHeaderLen)
 	}

@@ -1,0 +1,192 @@
+package socket
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"ustack/transport/icmp"
+)
+
+// pingNetwork names ping sockets in errors.
+const pingNetwork = "ip4:icmp"
+
+// PingConn is an ICMP echo socket, a net.PacketConn like the "udp4" ping
+// sockets of golang.org/x/net/icmp: WriteTo takes an ICMP echo request
+// (whose identifier the stack replaces with the socket's and whose checksum
+// it computes), ReadFrom returns the echo replies with that identifier as
+// whole ICMP messages. An ICMP error about a request (unreachable, time
+// exceeded) fails the next ReadFrom with an *icmp.Error inside the
+// *net.OpError: errors.As gives the details, errors.Is the errno.
+type PingConn struct {
+	ep        *icmp.Endpoint
+	rd, wd    *deadline
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var _ net.PacketConn = (*PingConn)(nil)
+
+// ListenPing opens a ping socket on laddr (invalid or unspecified: every
+// local address) with an identifier of its own.
+func ListenPing(p Provider, laddr netip.Addr) (*PingConn, error) {
+	ep, err := p.ICMP().Open(laddr, 0)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: pingNetwork, Addr: ipAddr(laddr), Err: sysErr("bind", err)}
+	}
+	return &PingConn{ep: ep, rd: newDeadline(true), wd: newDeadline(false), done: make(chan struct{})}, nil
+}
+
+// ID is the echo identifier of the socket's requests.
+func (c *PingConn) ID() uint16 { return c.ep.ID() }
+
+// LocalAddr returns the local address, a *net.IPAddr.
+func (c *PingConn) LocalAddr() net.Addr { return ipAddr(c.ep.LocalAddr()) }
+
+func (c *PingConn) opErr(op string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: pingNetwork, Source: c.LocalAddr(), Addr: addr, Err: err}
+}
+
+func (c *PingConn) isClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ReadFrom reads an echo reply into b (truncating it if b is short) and
+// returns its sender, a *net.IPAddr.
+func (c *PingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		var err error
+		switch {
+		case c.isClosed():
+			err = net.ErrClosed
+		case c.rd.passed():
+			err = os.ErrDeadlineExceeded
+		default:
+			err = c.ep.Err()
+		}
+		if err != nil {
+			return 0, nil, c.opErr("read", nil, sysErr("recvfrom", err))
+		}
+		if pkt, from, ok := c.ep.Recv(); ok {
+			n := pkt.CopyTo(b)
+			pkt.Release()
+			return n, ipAddr(from), nil
+		}
+		select {
+		case <-c.ep.Readable():
+		case <-c.rd.wait():
+		case <-c.done:
+		}
+	}
+}
+
+// WriteTo sends the echo request b to addr, a *net.IPAddr or *net.UDPAddr
+// (its port is ignored).
+func (c *PingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	var dst netip.Addr
+	switch a := addr.(type) {
+	case *net.IPAddr:
+		if a != nil {
+			dst, _ = netip.AddrFromSlice(a.IP)
+		}
+	case *net.UDPAddr:
+		if a != nil {
+			dst, _ = netip.AddrFromSlice(a.IP)
+		}
+	default:
+		return 0, c.opErr("write", addr, errInvalid)
+	}
+	if !dst.IsValid() {
+		return 0, c.opErr("write", addr, errMissingAddress)
+	}
+	var err error
+	switch {
+	case c.isClosed():
+		err = net.ErrClosed
+	case c.wd.passed():
+		err = os.ErrDeadlineExceeded
+	default:
+		var n int
+		if n, err = c.ep.WriteTo(b, dst.Unmap()); err == nil {
+			return n, nil
+		}
+	}
+	return 0, c.opErr("write", addr, sysErr("sendto", err))
+}
+
+// Close closes the socket and wakes blocked reads.
+func (c *PingConn) Close() error {
+	closed := false
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.ep.Close()
+		c.rd.stop()
+		closed = true
+	})
+	if !closed {
+		return c.opErr("close", nil, net.ErrClosed)
+	}
+	return nil
+}
+
+func (c *PingConn) setErr(err error) error {
+	return &net.OpError{Op: "set", Net: pingNetwork, Addr: c.LocalAddr(), Err: err}
+}
+
+// SetDeadline sets the read and write deadlines.
+func (c *PingConn) SetDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.setErr(net.ErrClosed)
+	}
+	c.rd.set(t)
+	c.wd.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline, also for a read blocked now.
+func (c *PingConn) SetReadDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.setErr(net.ErrClosed)
+	}
+	c.rd.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline (writes never block).
+func (c *PingConn) SetWriteDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.setErr(net.ErrClosed)
+	}
+	c.wd.set(t)
+	return nil
+}
+
+// SetTTL sets the TTL of sent requests (1..255; 0 restores the default),
+// for traceroute.
+func (c *PingConn) SetTTL(ttl int) error {
+	if c.isClosed() {
+		return c.setErr(net.ErrClosed)
+	}
+	if ttl < 0 || ttl > 255 {
+		return c.setErr(sysErr("setsockopt", errInvalid))
+	}
+	c.ep.SetTTL(uint8(ttl))
+	return nil
+}
+
+// SetBroadcast allows or forbids echo requests to broadcast addresses
+// (forbidden by default, as on Linux).
+func (c *PingConn) SetBroadcast(on bool) error {
+	if c.isClosed() {
+		return c.setErr(net.ErrClosed)
+	}
+	c.ep.SetBroadcast(on)
+	return nil
+}

@@ -1,0 +1,119 @@
+// Package socket is ustack's socket layer: net.PacketConn and net.Conn
+// values over the stack's transport endpoints, with the semantics of Go's
+// net package, so that code written for net works unchanged.
+//
+// It owns deadlines, blocking and the shape of errors: every error is a
+// *net.OpError (Op "read", "write", "dial", "listen", "close", "set"),
+// errno values are wrapped in *os.SyscallError as net does, so errors.Is
+// works for net.ErrClosed, os.ErrDeadlineExceeded and syscall errnos such
+// as syscall.ECONNREFUSED. It keeps no goroutine per socket: a blocked read
+// waits on the endpoint's Readable channel, its deadline's channel (one
+// reusable timer per socket) and the socket's close channel.
+//
+// It does not implement protocols (transport/udp and transport/icmp do) and
+// does not resolve host names (only numeric addresses and "localhost").
+// TCP sockets will live here too once transport/tcp exists.
+package socket
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+
+	"ustack/transport/icmp"
+	"ustack/transport/udp"
+)
+
+// Provider is what sockets need from a stack; *stack.Stack implements it.
+type Provider interface {
+	UDP() *udp.Protocol
+	ICMP() *icmp.Protocol
+}
+
+// errMissingAddress is the error net returns for a write without an
+// address.
+var errMissingAddress = &net.AddrError{Err: "missing address"}
+
+// errInvalid is what net returns for an address of the wrong type.
+var errInvalid error = syscall.EINVAL
+
+// sysErr wraps a bare errno in *os.SyscallError naming the system call a
+// kernel socket would have made, as net does.
+func sysErr(call string, err error) error {
+	if errno, ok := err.(syscall.Errno); ok {
+		return os.NewSyscallError(call, errno)
+	}
+	return err
+}
+
+// udpAddr converts ap for net, keeping a nil interface (not a typed nil)
+// for the zero AddrPort.
+func udpAddr(ap netip.AddrPort) net.Addr {
+	if !ap.Addr().IsValid() {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(ap)
+}
+
+// ipAddr converts a for net, or returns a nil interface.
+func ipAddr(a netip.Addr) net.Addr {
+	if !a.IsValid() {
+		return nil
+	}
+	return &net.IPAddr{IP: a.AsSlice(), Zone: a.Zone()}
+}
+
+// parseAddr parses "host:port" for a "udp", "udp4" or "udp6" network. An
+// empty host is the unspecified address of the family (IPv4 for "udp":
+// ustack has no dual-stack sockets), "localhost" the loopback address.
+func parseAddr(network, address string) (netip.AddrPort, error) {
+	switch network {
+	case "udp", "udp4", "udp6":
+	default:
+		return netip.AddrPort{}, net.UnknownNetworkError(network)
+	}
+	host, service, err := net.SplitHostPort(address)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	port, err := parsePort(network, service)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	var a netip.Addr
+	switch {
+	case host == "" && network == "udp6":
+		a = netip.IPv6Unspecified()
+	case host == "":
+		a = netip.IPv4Unspecified()
+	case host == "localhost" && network == "udp6":
+		a = netip.IPv6Loopback()
+	case host == "localhost":
+		a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	default:
+		if a, err = netip.ParseAddr(host); err != nil {
+			return netip.AddrPort{}, &net.AddrError{Err: "non-IP host (ustack does not resolve names)", Addr: host}
+		}
+		a = a.Unmap()
+	}
+	if (network == "udp4" && !a.Is4()) || (network == "udp6" && a.Is4()) {
+		return netip.AddrPort{}, &net.AddrError{Err: "no suitable address found", Addr: address}
+	}
+	return netip.AddrPortFrom(a, port), nil
+}
+
+func parsePort(network, service string) (uint16, error) {
+	if service == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseUint(service, 10, 16); err == nil {
+		return uint16(n), nil
+	}
+	n, err := net.LookupPort(network, service) // /etc/services, no network
+	if err != nil {
+		return 0, err
+	}
+	return uint16(n), nil
+}

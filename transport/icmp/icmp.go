@@ -1,0 +1,412 @@
+// Package icmp is ustack's ICMP echo endpoints ("ping sockets", as Linux's
+// SOCK_DGRAM/IPPROTO_ICMP): a transport above the network layer that lets
+// programs send ICMPv4 echo requests (RFC 792) and receive the replies whose
+// identifier is theirs, without a raw socket.
+//
+// It owns the endpoints, their identifiers (the "port" of a ping socket),
+// their receive queues and the delivery of ICMP errors about their
+// requests. It does not answer echo requests, verify ICMP checksums or
+// parse ICMP errors: the network layer (network/ipv4) does that and hands
+// this protocol the echo replies and other messages it does not consume
+// itself, and errors through HandleError.
+package icmp
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"ustack/buf"
+	"ustack/internal/stats"
+	"ustack/proto"
+	"ustack/wire"
+)
+
+// DefaultRecvBuffer bounds an endpoint's receive queue, in message bytes.
+const DefaultRecvBuffer = 212992
+
+// maxMessage is the largest ICMPv4 message: 65535 minus the IPv4 header.
+const maxMessage = 65535 - wire.IPv4MinHeaderLen
+
+// Protocol is the ICMP echo transport of one stack. It implements
+// proto.TransportProtocol for wire.IPProtoICMP.
+type Protocol struct {
+	net   proto.Network
+	log   *slog.Logger
+	stats proto.Counters
+
+	mu     sync.RWMutex
+	ids    map[uint16][]*Endpoint
+	nextID uint16 // where the search for a free identifier starts
+}
+
+// New returns the ICMP echo protocol sending through n. A nil log discards.
+func New(n proto.Network, log *slog.Logger) *Protocol {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Protocol{net: n, log: log, ids: make(map[uint16][]*Endpoint)}
+	var b [2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("icmp: crypto/rand: " + err.Error())
+	}
+	p.nextID = binary.BigEndian.Uint16(b[:])
+	return p
+}
+
+// Protocol returns wire.IPProtoICMP.
+func (p *Protocol) Protocol() wire.IPProtocol { return wire.IPProtoICMP }
+
+// Stats returns the protocol's counters.
+func (p *Protocol) Stats() *proto.Counters { return &p.stats }
+
+// VisitStats reports the counters under "icmp.socket.".
+func (p *Protocol) VisitStats(v stats.Visitor) { p.stats.Visit("icmp.socket.", v) }
+
+// Sockets calls f for every endpoint, ordered by identifier. Local's port
+// is the identifier.
+func (p *Protocol) Sockets(f func(proto.SocketInfo)) {
+	p.mu.RLock()
+	var infos []proto.SocketInfo
+	for _, eps := range p.ids {
+		for _, e := range eps {
+			e.mu.Lock()
+			q := e.qbytes
+			e.mu.Unlock()
+			infos = append(infos, proto.SocketInfo{Proto: "icmp",
+				Local: netip.AddrPortFrom(e.local, e.id), State: "UNCONN", RecvQ: q})
+		}
+	}
+	p.mu.RUnlock()
+	slices.SortFunc(infos, func(a, b proto.SocketInfo) int {
+		return a.Local.Compare(b.Local)
+	})
+	for _, in := range infos {
+		f(in)
+	}
+}
+
+// Open creates an endpoint on laddr (the zero or unspecified address: every
+// local address) with echo identifier id; id 0 picks one no endpoint uses.
+// An identifier already used on an overlapping address fails with
+// syscall.EADDRINUSE.
+func (p *Protocol) Open(laddr netip.Addr, id uint16) (*Endpoint, error) {
+	laddr = laddr.Unmap()
+	if !laddr.IsValid() {
+		laddr = netip.IPv4Unspecified()
+	}
+	if !laddr.Is4() {
+		return nil, syscall.EAFNOSUPPORT
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id == 0 {
+		found := false
+		for range 65535 {
+			p.nextID++
+			if p.nextID != 0 && len(p.ids[p.nextID]) == 0 {
+				id, found = p.nextID, true
+				break
+			}
+		}
+		if !found {
+			return nil, syscall.EADDRINUSE
+		}
+	} else {
+		for _, o := range p.ids[id] {
+			if o.local == laddr || o.local.IsUnspecified() || laddr.IsUnspecified() {
+				return nil, syscall.EADDRINUSE
+			}
+		}
+	}
+	e := &Endpoint{p: p, local: laddr, id: id, rcvBuf: DefaultRecvBuffer,
+		readable: make(chan struct{}, 1)}
+	p.ids[id] = append(p.ids[id], e)
+	return e, nil
+}
+
+// find returns the endpoint with id bound to dst or the wildcard. p.mu is
+// held.
+func (p *Protocol) find(id uint16, dst netip.Addr) *Endpoint {
+	var wild *Endpoint
+	for _, e := range p.ids[id] {
+		if e.local == dst {
+			return e
+		}
+		if e.local.IsUnspecified() {
+			wild = e
+		}
+	}
+	return wild
+}
+
+// HandlePacket receives an ICMP message (its front is the ICMP header)
+// that the network layer did not consume, with its checksum verified.
+// Echo replies go to the endpoint with their identifier; it takes
+// ownership of those. Anything else, or a reply no endpoint wants, returns
+// proto.NoEndpoint and stays the caller's (which must not answer with an
+// ICMP error: there is no port to be unreachable).
+func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Verdict {
+	p.stats.InPackets.Inc()
+	p.stats.InBytes.Add(uint64(pkt.Len()))
+	b := pkt.Pullup(wire.ICMPv4HeaderLen)
+	if b == nil {
+		p.stats.Drop(proto.DropTruncated)
+		return proto.NoEndpoint
+	}
+	m := wire.ICMPv4(b)
+	if m.Type() != wire.ICMPv4EchoReply || m.Code() != 0 {
+		p.stats.Drop(proto.DropUnsupported)
+		return proto.NoEndpoint
+	}
+	p.mu.RLock()
+	e := p.find(m.ID(), info.Dst)
+	p.mu.RUnlock()
+	if e == nil {
+		p.stats.Drop(proto.DropNoEndpoint)
+		return proto.NoEndpoint
+	}
+	if e.enqueue(pkt, info.Src) {
+		p.stats.Delivered.Inc()
+	} else {
+		p.stats.Drop(proto.DropQueueFull)
+	}
+	return proto.Consumed
+}
+
+// HandleError delivers an ICMP error about an echo request an endpoint
+// sent: the endpoint's next Err (and the socket's next read) reports it as
+// an *Error. Unlike Linux ping sockets without IP_RECVERR, every error
+// kind is reported, so that ping and traceroute can show them.
+func (p *Protocol) HandleError(ie *proto.ICMPError) {
+	if len(ie.Quote) < wire.ICMPv4HeaderLen {
+		return
+	}
+	q := wire.ICMPv4(ie.Quote)
+	if q.Type() != wire.ICMPv4Echo {
+		return
+	}
+	p.mu.RLock()
+	e := p.find(q.ID(), ie.Src.Unmap())
+	p.mu.RUnlock()
+	if e == nil {
+		return
+	}
+	e.setErr(&Error{Kind: ie.Kind, Type: ie.Type, Code: ie.Code, From: ie.From,
+		Dst: ie.Dst, Seq: q.Seq(), MTU: ie.MTU})
+}
+
+// Error is an ICMP error about an echo request an endpoint sent.
+// errors.Is(err, syscall.EHOSTUNREACH) and the like work through Unwrap.
+type Error struct {
+	Kind       proto.ErrorKind
+	Type, Code uint8
+	// From is the router or host that sent the error; Dst is the request's
+	// destination and Seq its sequence number.
+	From, Dst netip.Addr
+	Seq       uint16
+	MTU       int
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s from %s (icmp_seq=%d to %s)", e.Kind, e.From, e.Seq, e.Dst)
+}
+
+// Unwrap returns the errno a Linux socket would report.
+func (e *Error) Unwrap() error { return e.Kind.Errno() }
+
+// Endpoint is one ping endpoint. Its methods are safe for concurrent use
+// and never block.
+type Endpoint struct {
+	p     *Protocol
+	local netip.Addr
+	id    uint16
+
+	broadcast atomic.Bool
+	ttl       atomic.Uint32
+
+	readable chan struct{}
+
+	mu     sync.Mutex
+	queue  []message
+	qbytes int
+	rcvBuf int
+	err    error
+	closed bool
+}
+
+type message struct {
+	pkt  *buf.Packet
+	from netip.Addr
+}
+
+// LocalAddr is the bound address (unspecified: every local address).
+func (e *Endpoint) LocalAddr() netip.Addr { return e.local }
+
+// ID is the echo identifier of the endpoint's requests.
+func (e *Endpoint) ID() uint16 { return e.id }
+
+// SetBroadcast allows or forbids sending to broadcast addresses.
+func (e *Endpoint) SetBroadcast(on bool) { e.broadcast.Store(on) }
+
+// SetTTL sets the TTL of sent requests; 0 restores the default.
+func (e *Endpoint) SetTTL(ttl uint8) { e.ttl.Store(uint32(ttl)) }
+
+// SetRecvBuffer bounds the receive queue to n bytes (at least 1).
+func (e *Endpoint) SetRecvBuffer(n int) {
+	e.mu.Lock()
+	e.rcvBuf = max(n, 1)
+	e.mu.Unlock()
+}
+
+// Readable returns a channel that receives a value whenever a reply or an
+// error arrives. It has a buffer of one and is never closed.
+func (e *Endpoint) Readable() <-chan struct{} { return e.readable }
+
+func (e *Endpoint) signal() {
+	select {
+	case e.readable <- struct{}{}:
+	default:
+	}
+}
+
+// WriteTo sends msg, an ICMP echo request (type 8, code 0, checksum,
+// identifier, sequence, data), to dst. It copies msg, puts the endpoint's
+// identifier in it and computes the checksum. Errors: EINVAL for a message
+// shorter than 8 bytes or not an echo request, EMSGSIZE when too long,
+// EDESTADDRREQ for an invalid dst, EACCES to a broadcast address without
+// SetBroadcast, ENETUNREACH without a route; net.ErrClosed after Close.
+func (e *Endpoint) WriteTo(msg []byte, dst netip.Addr) (int, error) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return 0, net.ErrClosed
+	}
+	if len(msg) < wire.ICMPv4HeaderLen || wire.ICMPv4Type(msg[0]) != wire.ICMPv4Echo || msg[1] != 0 {
+		return 0, syscall.EINVAL
+	}
+	if len(msg) > maxMessage {
+		return 0, syscall.EMSGSIZE
+	}
+	dst = dst.Unmap()
+	if !dst.IsValid() {
+		return 0, syscall.EDESTADDRREQ
+	}
+	if !dst.Is4() {
+		return 0, syscall.EAFNOSUPPORT
+	}
+	var src netip.Addr
+	if !e.local.IsUnspecified() {
+		src = e.local
+	}
+	p := e.p
+	r, err := p.net.Route(dst, src, 0)
+	if errors.Is(err, proto.ErrNoRoute) {
+		return 0, syscall.ENETUNREACH
+	} else if err != nil {
+		return 0, err
+	}
+	if (r.Broadcast || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})) && !e.broadcast.Load() {
+		return 0, syscall.EACCES
+	}
+	pkt := buf.New(p.net.MaxHeaderLen(), len(msg))
+	m := wire.ICMPv4(pkt.Bytes())
+	copy(m, msg)
+	binary.BigEndian.PutUint16(m[4:], e.id)
+	m.UpdateChecksum()
+	wp := proto.WriteParams{TTL: uint8(e.ttl.Load())}
+	if err := p.net.WritePacket(r, wire.IPProtoICMP, wp, pkt); err != nil {
+		return 0, err
+	}
+	p.stats.OutPackets.Inc()
+	p.stats.OutBytes.Add(uint64(len(msg)))
+	return len(msg), nil
+}
+
+// Recv takes the oldest queued echo reply without blocking: the whole ICMP
+// message and its sender. The caller owns pkt and must Release it.
+func (e *Endpoint) Recv() (pkt *buf.Packet, from netip.Addr, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.queue) == 0 {
+		return nil, netip.Addr{}, false
+	}
+	m := e.queue[0]
+	e.queue[0] = message{}
+	e.queue = e.queue[1:]
+	e.qbytes -= m.pkt.Len()
+	if len(e.queue) > 0 {
+		e.signal()
+	} else {
+		e.queue = nil
+	}
+	return m.pkt, m.from, true
+}
+
+// Err returns and clears the pending error (an *Error), if any.
+func (e *Endpoint) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.err
+	e.err = nil
+	return err
+}
+
+// Close releases the identifier and the queued replies. Readable receives a
+// value. Closing twice does nothing.
+func (e *Endpoint) Close() {
+	p := e.p
+	p.mu.Lock()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		p.mu.Unlock()
+		return
+	}
+	e.closed = true
+	if s := slices.DeleteFunc(p.ids[e.id], func(o *Endpoint) bool { return o == e }); len(s) > 0 {
+		p.ids[e.id] = s
+	} else {
+		delete(p.ids, e.id)
+	}
+	q := e.queue
+	e.queue, e.qbytes = nil, 0
+	e.mu.Unlock()
+	p.mu.Unlock()
+	for _, m := range q {
+		m.pkt.Release()
+	}
+	e.signal()
+}
+
+// enqueue queues a reply, taking ownership of pkt; it accepts while the
+// queue holds less than the receive buffer.
+func (e *Endpoint) enqueue(pkt *buf.Packet, from netip.Addr) bool {
+	e.mu.Lock()
+	if e.closed || e.qbytes >= e.rcvBuf {
+		e.mu.Unlock()
+		pkt.Release()
+		return false
+	}
+	e.queue = append(e.queue, message{pkt, from})
+	e.qbytes += pkt.Len()
+	e.mu.Unlock()
+	e.signal()
+	return true
+}
+
+func (e *Endpoint) setErr(err error) {
+	e.mu.Lock()
+	e.err = err
+	e.mu.Unlock()
+	e.signal()
+}

@@ -1,0 +1,340 @@
+package udp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"ustack/buf"
+	"ustack/link"
+	"ustack/proto"
+	"ustack/wire"
+)
+
+// Options are the settings of an endpoint at Bind.
+type Options struct {
+	// ReuseAddr lets endpoints bind overlapping addresses on one port when
+	// all of them set it (SO_REUSEADDR).
+	ReuseAddr bool
+	// Broadcast allows sending to broadcast addresses (SO_BROADCAST).
+	Broadcast bool
+	// RecvBuffer bounds the receive queue in payload bytes (SO_RCVBUF);
+	// 0 means net.inet.udp.recvspace.
+	RecvBuffer int
+}
+
+// Endpoint is one UDP endpoint: a local address and port, optionally
+// connected to one remote address and port, with a receive queue. Its
+// methods are safe for concurrent use and never block.
+type Endpoint struct {
+	p     *Protocol
+	reuse bool // fixed at Bind
+
+	// addrs changes only under p.mu (held for writing); readers load it
+	// without locks.
+	addrs atomic.Pointer[addrs]
+
+	broadcast atomic.Bool
+	ttl       atomic.Uint32 // 0: the network's default
+
+	readable chan struct{}
+
+	mu     sync.Mutex
+	queue  []datagram // FIFO; queue[head:] is live
+	head   int
+	qbytes int   // payload bytes queued
+	rcvBuf int   // bound on qbytes
+	err    error // pending asynchronous error (SO_ERROR)
+	closed bool
+}
+
+type addrs struct {
+	local  netip.AddrPort // address is the unspecified address for a wildcard bind
+	remote netip.AddrPort // invalid when not connected
+}
+
+type datagram struct {
+	pkt  *buf.Packet
+	from netip.AddrPort
+}
+
+func newEndpoint(p *Protocol, o Options, rcv int) *Endpoint {
+	e := &Endpoint{p: p, reuse: o.ReuseAddr, rcvBuf: rcv, readable: make(chan struct{}, 1)}
+	e.broadcast.Store(o.Broadcast)
+	return e
+}
+
+// LocalAddr is the bound address and port; the address is unspecified for
+// a wildcard bind that is not connected.
+func (e *Endpoint) LocalAddr() netip.AddrPort { return e.addrs.Load().local }
+
+// RemoteAddr is the connected peer, or the zero AddrPort.
+func (e *Endpoint) RemoteAddr() netip.AddrPort { return e.addrs.Load().remote }
+
+// SetBroadcast allows or forbids sending to broadcast addresses.
+func (e *Endpoint) SetBroadcast(on bool) { e.broadcast.Store(on) }
+
+// SetTTL sets the TTL (hop limit) of sent datagrams; 0 restores the
+// network's default.
+func (e *Endpoint) SetTTL(ttl uint8) { e.ttl.Store(uint32(ttl)) }
+
+// SetRecvBuffer bounds the receive queue to n payload bytes (at least 1).
+// Datagrams already queued stay.
+func (e *Endpoint) SetRecvBuffer(n int) {
+	n = max(n, 1)
+	e.mu.Lock()
+	e.rcvBuf = n
+	e.mu.Unlock()
+}
+
+// Readable returns a channel that receives a value whenever a datagram or an
+// error arrives. It has a buffer of one and is never closed; a reader
+// checks Recv and Err after each wake-up.
+func (e *Endpoint) Readable() <-chan struct{} { return e.readable }
+
+func (e *Endpoint) signal() {
+	select {
+	case e.readable <- struct{}{}:
+	default:
+	}
+}
+
+// Connect sets the endpoint's peer (RFC 1122 §4.1.3.4 leaves filtering to
+// the application; like the BSD socket API, a connected endpoint receives
+// only from raddr). It resolves a route to raddr and, if the endpoint is
+// bound to the wildcard address, binds it to the route's source address as
+// Linux does. Connecting again replaces the peer. Errors: EINVAL for an
+// invalid raddr, ENETUNREACH when there is no route, EACCES for a
+// broadcast peer without SetBroadcast.
+func (e *Endpoint) Connect(raddr netip.AddrPort) error {
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	if !raddr.Addr().IsValid() {
+		return syscall.EINVAL
+	}
+	cur := e.addrs.Load()
+	var src netip.Addr
+	if !cur.local.Addr().IsUnspecified() {
+		src = cur.local.Addr()
+	}
+	r, err := e.p.route(raddr.Addr(), src)
+	if err != nil {
+		return err
+	}
+	if r.Broadcast && !e.broadcast.Load() {
+		return syscall.EACCES
+	}
+	p := e.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.isClosed() {
+		return net.ErrClosed
+	}
+	cur = e.addrs.Load()
+	p.unlink(e)
+	local := cur.local
+	if local.Addr().IsUnspecified() && r.Src.IsValid() {
+		local = netip.AddrPortFrom(r.Src, local.Port())
+	}
+	e.addrs.Store(&addrs{local: local, remote: raddr})
+	p.ports[local.Port()] = append(p.ports[local.Port()], e)
+	t := tuple{local, raddr}
+	p.conn[t] = append(p.conn[t], e)
+	return nil
+}
+
+// route resolves dst, mapping "no route" to ENETUNREACH.
+func (p *Protocol) route(dst, src netip.Addr) (proto.Route, error) {
+	r, err := p.net.Route(dst, src, 0)
+	if errors.Is(err, proto.ErrNoRoute) {
+		err = syscall.ENETUNREACH
+	}
+	return r, err
+}
+
+// Write sends b to the connected peer (EDESTADDRREQ if not connected).
+func (e *Endpoint) Write(b []byte) (int, error) { return e.WriteTo(b, netip.AddrPort{}) }
+
+// WriteTo sends b as one datagram to to, or to the connected peer when to
+// is the zero AddrPort. It copies b. Errors: a pending asynchronous error
+// (connected endpoints, as Linux reports it on the next send), EMSGSIZE
+// for a payload over 65507 bytes (IPv4), EDESTADDRREQ without a
+// destination, EINVAL for port 0, EACCES to a broadcast address without
+// SetBroadcast, ENETUNREACH without a route, and whatever the network
+// returns. net.ErrClosed after Close.
+func (e *Endpoint) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+	if e.isClosed() {
+		return 0, net.ErrClosed
+	}
+	a := e.addrs.Load()
+	if err := e.takeErr(); err != nil {
+		return 0, err
+	}
+	if !to.Addr().IsValid() {
+		if !a.remote.IsValid() {
+			return 0, syscall.EDESTADDRREQ
+		}
+		to = a.remote
+	}
+	dst := to.Addr().Unmap()
+	if !dst.IsValid() {
+		return 0, syscall.EDESTADDRREQ
+	}
+	if to.Port() == 0 {
+		return 0, syscall.EINVAL
+	}
+	if (dst.Is4() && len(b) > maxPayload4) || len(b) > maxPayload6 {
+		return 0, syscall.EMSGSIZE
+	}
+	var src netip.Addr
+	if !a.local.Addr().IsUnspecified() {
+		src = a.local.Addr()
+	}
+	p := e.p
+	r, err := p.route(dst, src)
+	if err != nil {
+		return 0, err
+	}
+	if (r.Broadcast || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})) && !e.broadcast.Load() {
+		return 0, syscall.EACCES
+	}
+
+	n := wire.UDPHeaderLen + len(b)
+	pkt := buf.New(p.net.MaxHeaderLen()+wire.UDPHeaderLen, len(b))
+	copy(pkt.Bytes(), b)
+	h := wire.UDP(pkt.Prepend(wire.UDPHeaderLen))
+	f := wire.UDPFields{SrcPort: a.local.Port(), DstPort: to.Port(), Length: n}
+	f.Encode(h)
+	// RFC 1122 §4.1.3.4: checksums on by default; IPv6 requires them
+	// (RFC 8200 §8.1).
+	if p.sendChecksum.Load() || !dst.Is4() {
+		pseudo := wire.PseudoHeaderChecksum(wire.IPProtoUDP, r.Src, dst, n)
+		if r.Caps.Has(link.CapTxChecksum) {
+			// Partial checksum: CsumStart is relative to the UDP header;
+			// the network layer adds its header length.
+			h.SetChecksum(pseudo)
+			pkt.Offload = buf.Offload{NeedsCsum: true, CsumStart: 0, CsumOffset: 6}
+		} else {
+			h.SetChecksum(wire.UDPChecksum(pseudo, wire.Checksum(pkt.Bytes(), 0)))
+		}
+	}
+	wp := proto.WriteParams{TTL: uint8(e.ttl.Load())}
+	if wp.TTL == 0 && r.Multicast {
+		wp.TTL = 1 // RFC 1112 §6.1: multicast TTL defaults to 1
+	}
+	if err := p.net.WritePacket(r, wire.IPProtoUDP, wp, pkt); err != nil {
+		return 0, err
+	}
+	p.stats.OutPackets.Inc()
+	p.stats.OutBytes.Add(uint64(n))
+	return len(b), nil
+}
+
+// Recv takes the oldest queued datagram without blocking. The caller owns
+// pkt, which holds only the payload, and must Release it. ok is false when
+// the queue is empty.
+func (e *Endpoint) Recv() (pkt *buf.Packet, from netip.AddrPort, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.head == len(e.queue) {
+		return nil, netip.AddrPort{}, false
+	}
+	d := e.queue[e.head]
+	e.queue[e.head] = datagram{}
+	e.head++
+	e.qbytes -= d.pkt.Len()
+	if e.head == len(e.queue) {
+		e.queue, e.head = e.queue[:0], 0
+	} else {
+		// More is queued: pass the wake-up on to the next reader.
+		e.signal()
+	}
+	return d.pkt, d.from, true
+}
+
+// Err returns and clears the pending asynchronous error: an ICMP error
+// about a datagram this connected endpoint sent (SO_ERROR).
+func (e *Endpoint) Err() error { return e.takeErr() }
+
+func (e *Endpoint) takeErr() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.err
+	e.err = nil
+	return err
+}
+
+func (e *Endpoint) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// Close unbinds the endpoint and releases its queued datagrams. Later
+// writes fail with net.ErrClosed; Readable receives a value. Closing twice
+// does nothing.
+func (e *Endpoint) Close() {
+	p := e.p
+	p.mu.Lock()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		p.mu.Unlock()
+		return
+	}
+	e.closed = true
+	p.unlink(e)
+	q := e.queue[e.head:]
+	e.queue, e.head, e.qbytes = nil, 0, 0
+	e.mu.Unlock()
+	p.mu.Unlock()
+	for _, d := range q {
+		d.pkt.Release()
+	}
+	e.signal()
+}
+
+// enqueue queues a received payload, taking ownership of pkt. A datagram is
+// accepted while the queue holds less than the receive buffer (so the
+// buffer may be overshot by one datagram, as Linux does).
+func (e *Endpoint) enqueue(pkt *buf.Packet, from netip.AddrPort) bool {
+	e.mu.Lock()
+	if e.closed || e.qbytes >= e.rcvBuf {
+		e.mu.Unlock()
+		pkt.Release()
+		return false
+	}
+	if e.head > 0 && len(e.queue) == cap(e.queue) {
+		n := copy(e.queue, e.queue[e.head:])
+		clear(e.queue[n:])
+		e.queue, e.head = e.queue[:n], 0
+	}
+	e.queue = append(e.queue, datagram{pkt, from})
+	e.qbytes += pkt.Len()
+	e.mu.Unlock()
+	e.signal()
+	return true
+}
+
+// setErr records an asynchronous error and wakes a reader.
+func (e *Endpoint) setErr(err error) {
+	e.mu.Lock()
+	e.err = err
+	e.mu.Unlock()
+	e.signal()
+}
+
+// info describes e for listings. p.mu is held.
+func (e *Endpoint) info() proto.SocketInfo {
+	a := e.addrs.Load()
+	e.mu.Lock()
+	q := e.qbytes
+	e.mu.Unlock()
+	st := "UNCONN"
+	if a.remote.IsValid() {
+		st = "ESTAB"
+	}
+	return proto.SocketInfo{Proto: "udp", Local: a.local, Remote: a.remote, State: st, RecvQ: q}
+}
