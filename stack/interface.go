@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -55,7 +56,13 @@ func (s *Stack) AddInterface(name string, ep link.Endpoint) (*Interface, error) 
 	ifc.addrs.Store(&[]netip.Prefix{})
 	ifc.writes.New = func() any { return new([1]*buf.Packet) }
 	if ep.Type() == link.TypeEthernet {
-		ifc.neigh = neigh.New(s.clk, s.ncfg, resolverMux{v4: s.arp.Resolver(ifc)}, ifc)
+		cfg := s.ncfg
+		if cfg.Rand != nil {
+			// A cache uses its generator under its own lock: each gets
+			// one of its own, seeded from the caller's (under s.mu).
+			cfg.Rand = rand.New(rand.NewPCG(cfg.Rand.Uint64(), uint64(ifc.index)))
+		}
+		ifc.neigh = neigh.New(s.clk, cfg, resolverMux{v4: s.arp.Resolver(ifc)}, ifc)
 		s.arp.Attach(ifc, ifc.neigh)
 	}
 	s.update(func(t *ifaceTable) {

@@ -39,7 +39,7 @@ type Options struct {
 	// Logger receives the stack's logs; default: discard.
 	Logger *slog.Logger
 	// Neighbor configures every interface's neighbour cache; zero fields
-	// take neigh's defaults.
+	// take neigh's defaults. A Rand given here seeds a generator per cache.
 	Neighbor neigh.Config
 	// NoLoopback leaves out the loopback interface "lo" (127.0.0.1/8).
 	NoLoopback bool
