@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -303,6 +304,66 @@ func TestManyStacksIndependent(t *testing.T) {
 			if err := ping(t, a, "10.0.0.2", uint16(i), 0); err != nil {
 				t.Fatalf("pair %d: %v", i, err)
 			}
+		}
+	})
+}
+
+func TestInterfacesAtRunTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := &netw{t: t}
+		a, b := n.stack("a"), n.stack("b")
+		n.connect(a, "eth0", "10.0.0.1/24", b, "eth0", "10.0.0.2/24", 1500)
+		if err := ping(t, a, "10.0.0.2", 1, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.RemoveInterface("eth0"); err != nil {
+			t.Fatal(err)
+		}
+		if a.Interface("eth0") != nil || len(a.Routes().Routes()) != 1 { // only lo's
+			t.Errorf("interface or its routes remain: %v", a.Routes().Routes())
+		}
+		if err := ping(t, a, "10.0.0.2", 2, 0); err == nil {
+			t.Errorf("ping succeeded without an interface")
+		}
+		// A new link under the same name works again.
+		ea, eb := pipe.New(pipe.Config{})
+		n.attach(a, "eth0", "10.0.0.1/24", ea)
+		b.RemoveInterface("eth0")
+		n.attach(b, "eth0", "10.0.0.2/24", eb)
+		if err := ping(t, a, "10.0.0.2", 3, 0); err != nil {
+			t.Fatalf("ping after re-adding: %v", err)
+		}
+		// Addresses come and go with their connected routes.
+		if err := a.AddAddress("eth0", netip.MustParsePrefix("10.0.9.1/24")); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := a.Routes().Lookup(mustAddr("10.0.9.5")); !ok {
+			t.Errorf("no connected route for a new address")
+		}
+		if err := a.AddAddress("eth0", netip.MustParsePrefix("10.0.9.1/24")); err == nil {
+			t.Errorf("duplicate address accepted")
+		}
+		if err := a.RemoveAddress("eth0", mustAddr("10.0.9.1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := a.Routes().Lookup(mustAddr("10.0.9.5")); ok {
+			t.Errorf("connected route outlived its address")
+		}
+		if _, err := a.AddInterface("eth0", nil); err == nil {
+			t.Errorf("duplicate interface name accepted")
+		}
+		// Unknown tunables and bad values are errors naming the problem.
+		if err := a.SetSysctl("net.inet.ip.nosuch", "1"); err == nil || !strings.Contains(err.Error(), "net.inet.ip.nosuch") {
+			t.Errorf("unknown sysctl: %v", err)
+		}
+		if err := a.SetSysctl("net.inet.ip.ttl", "300"); err == nil {
+			t.Errorf("TTL 300 accepted")
+		}
+		if v, _ := a.GetSysctl("net.inet.ip.ttl"); v != "64" {
+			t.Errorf("net.inet.ip.ttl = %q", v)
+		}
+		if len(a.Sockets()) != 0 {
+			t.Errorf("sockets left open: %+v", a.Sockets())
 		}
 	})
 }
