@@ -112,7 +112,9 @@ func (t GSOType) String() string {
 }
 
 // Offload is the offload state of a packet, with the same meaning as the
-// virtio-net header (virtio spec §5.1.6.2).
+// virtio-net header (virtio spec §5.1.6.2). CsumStart and HdrLen count from
+// the packet's current front: Prepend and TrimFront shift them, so no layer
+// adjusts them by hand.
 type Offload struct {
 	// NeedsCsum: the transport checksum is partial. The checksum over
 	// bytes [CsumStart, end) is to be stored at CsumStart+CsumOffset; the
@@ -127,6 +129,23 @@ type Offload struct {
 	GSO     GSOType
 	GSOSize uint16
 	HdrLen  uint16
+}
+
+// shift moves the offload offsets when n bytes are added (n > 0) or
+// removed (n < 0) at the front. A checksum start that would fall before
+// the front no longer describes the packet: the partial-checksum state is
+// cleared. HdrLen is a hint (virtio spec §5.1.6.2) and stops at zero.
+func (o *Offload) shift(n int) {
+	if o.NeedsCsum {
+		if c := int(o.CsumStart) + n; c >= 0 {
+			o.CsumStart = uint16(c)
+		} else {
+			o.NeedsCsum, o.CsumStart, o.CsumOffset = false, 0, 0
+		}
+	}
+	if o.GSO != GSONone {
+		o.HdrLen = uint16(max(int(o.HdrLen)+n, 0))
+	}
 }
 
 // New returns a packet with headroom bytes of room in front and size bytes
@@ -260,6 +279,7 @@ func (p *Packet) Prepend(n int) []byte {
 		// No empty views: they would make a contiguous packet look split.
 		return []byte{}
 	}
+	p.Offload.shift(n)
 	if len(p.views) > 0 {
 		v := &p.views[0]
 		if v.c != nil && !v.c.shared() && v.off >= n {
@@ -309,6 +329,7 @@ func (p *Packet) TrimFront(n int) {
 	if n > p.size {
 		n = p.size
 	}
+	p.Offload.shift(-n)
 	p.size -= n
 	i := 0
 	for n > 0 {

@@ -585,3 +585,24 @@ func TestNoEmptyViews(t *testing.T) {
 		t.Errorf("empty.Concat: NumViews() = %d, Bytes() = %x", e.NumViews(), e.Bytes())
 	}
 }
+
+// TestOffloadOffsetsFollowFront: CsumStart and HdrLen count from the front,
+// so Prepend and TrimFront move them.
+func TestOffloadOffsetsFollowFront(t *testing.T) {
+	p := New(DefaultHeadroom, 100)
+	defer p.Release()
+	p.Offload = Offload{NeedsCsum: true, CsumStart: 0, CsumOffset: 6, GSO: GSOUDPL4, GSOSize: 50, HdrLen: 8}
+	p.Prepend(20)
+	p.Prepend(14)
+	if p.Offload.CsumStart != 34 || p.Offload.HdrLen != 42 {
+		t.Fatalf("after prepending 34: CsumStart %d HdrLen %d, want 34, 42", p.Offload.CsumStart, p.Offload.HdrLen)
+	}
+	p.TrimFront(14)
+	if p.Offload.CsumStart != 20 || p.Offload.HdrLen != 28 {
+		t.Fatalf("after trimming 14: CsumStart %d HdrLen %d, want 20, 28", p.Offload.CsumStart, p.Offload.HdrLen)
+	}
+	p.TrimFront(30)
+	if p.Offload.NeedsCsum || p.Offload.HdrLen != 0 || p.Offload.GSO != GSOUDPL4 {
+		t.Fatalf("trimming past the checksum start: %+v, want NeedsCsum cleared, HdrLen 0, GSO kept", p.Offload)
+	}
+}

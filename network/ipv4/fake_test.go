@@ -118,12 +118,12 @@ func (s *sink) HandleError(e *proto.ICMPError) {
 }
 
 type rig struct {
-	p     *Protocol
-	clk   *clock.Fake
-	if1   *fakeIf // 10.0.0.1/24
-	if2   *fakeIf // 10.0.1.1/24
-	udp   *sink
-	sys   *proto.Sysctl
+	p   *Protocol
+	clk *clock.Fake
+	if1 *fakeIf // 10.0.0.1/24
+	if2 *fakeIf // 10.0.1.1/24
+	udp *sink
+	sys *proto.Sysctl
 }
 
 func newRig(t *testing.T) *rig {

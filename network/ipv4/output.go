@@ -7,6 +7,7 @@ import (
 
 	"ustack/buf"
 	"ustack/link"
+	"ustack/link/offload"
 	"ustack/network/route"
 	"ustack/proto"
 	"ustack/wire"
@@ -192,9 +193,6 @@ func (p *Protocol) WritePacket(r proto.Route, proto_ wire.IPProtocol, wp proto.W
 	if wp.DF {
 		f.Flags = wire.IPv4FlagDF
 	}
-	if pkt.Offload.NeedsCsum {
-		pkt.Offload.CsumStart += wire.IPv4MinHeaderLen
-	}
 	if f.TotalLen > r.MTU && pkt.Offload.GSO == buf.GSONone {
 		if wp.DF {
 			pkt.Release()
@@ -212,9 +210,6 @@ func (p *Protocol) WritePacket(r proto.Route, proto_ wire.IPProtocol, wp proto.W
 		f.TotalLen = 0 // a GSO super-packet; the segmenter sets real lengths
 	}
 	f.Encode(pkt.Prepend(wire.IPv4MinHeaderLen))
-	if pkt.Offload.GSO != buf.GSONone {
-		pkt.Offload.HdrLen += wire.IPv4MinHeaderLen
-	}
 	return p.output(r.IfIndex, r.NextHop, pkt)
 }
 
@@ -237,7 +232,12 @@ func (p *Protocol) output(ifIndex int, next netip.Addr, pkt *buf.Packet) error {
 // copied. It takes ownership of pkt.
 func (p *Protocol) fragmentAndSend(r proto.Route, f *wire.IPv4Fields, pkt *buf.Packet) error {
 	if pkt.Offload.NeedsCsum {
-		completeChecksum(pkt, wire.IPv4MinHeaderLen)
+		// Fragments cannot carry a partial checksum: finish it here.
+		if err := offload.Complete(pkt); err != nil {
+			pkt.Release()
+			p.counters.Drop(proto.DropMalformed)
+			return err
+		}
 	}
 	return p.fragment(f, pkt, r.MTU, func(frag *buf.Packet) error {
 		p.fragsOut.Inc()
@@ -321,25 +321,4 @@ func copiedOptions(opts []byte) []byte {
 		out = append(out, 0)
 	}
 	return out
-}
-
-// completeChecksum finishes a partial transport checksum in software before
-// the packet is cut into fragments. start is where the checksum range
-// starts relative to the packet front minus the offset already recorded.
-func completeChecksum(pkt *buf.Packet, _ int) {
-	o := &pkt.Offload
-	start := int(o.CsumStart) - wire.IPv4MinHeaderLen
-	if start < 0 || start+int(o.CsumOffset)+2 > pkt.Len() {
-		o.NeedsCsum = false
-		return
-	}
-	b := pkt.Pullup(pkt.Len())
-	sum := wire.Checksum(b[start:], 0)
-	at := start + int(o.CsumOffset)
-	c := ^sum
-	if c == 0 {
-		c = 0xffff // RFC 768; for TCP both forms of zero verify
-	}
-	b[at], b[at+1] = byte(c>>8), byte(c)
-	o.NeedsCsum = false
 }

@@ -1,0 +1,61 @@
+package offload
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"ustack/buf"
+	"ustack/wire"
+)
+
+// Complete finishes a partial checksum: when pkt.Offload.NeedsCsum is set,
+// it sums the bytes from CsumStart to the end of the packet (the checksum
+// field already holds the pseudo-header sum, virtio spec §5.1.6.2) and
+// stores the complement at CsumStart+CsumOffset, then clears NeedsCsum and
+// sets CsumValid. A result of zero is stored as 0xffff, which is the same
+// value in ones' complement and the only one UDP allows (RFC 768). A packet
+// without NeedsCsum is left alone. It does not take ownership of pkt.
+func Complete(pkt *buf.Packet) error {
+	o := &pkt.Offload
+	if !o.NeedsCsum {
+		return nil
+	}
+	start, field := int(o.CsumStart), int(o.CsumStart)+int(o.CsumOffset)
+	if field+2 > pkt.Len() {
+		return ErrCsumRange
+	}
+	hdr := pkt.Pullup(field + 2)
+	sum := sumFrom(pkt, start)
+	c := ^sum
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(hdr[field:], c)
+	o.NeedsCsum = false
+	o.CsumValid = true
+	return nil
+}
+
+// sumFrom returns the ones'-complement sum (RFC 1071) of pkt's bytes from
+// off to the end, across views. A view that starts at an odd distance from
+// off has its sum byte-swapped (RFC 1071 §2(B), byte-order independence).
+func sumFrom(pkt *buf.Packet, off int) uint16 {
+	var sum uint16
+	pos := 0 // bytes summed so far
+	for i := 0; i < pkt.NumViews(); i++ {
+		v := pkt.View(i)
+		if off >= len(v) {
+			off -= len(v)
+			continue
+		}
+		v = v[off:]
+		off = 0
+		s := wire.Checksum(v, 0)
+		if pos&1 == 1 {
+			s = bits.ReverseBytes16(s)
+		}
+		sum = wire.ChecksumCombine(sum, s)
+		pos += len(v)
+	}
+	return sum
+}
