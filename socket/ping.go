@@ -3,9 +3,6 @@ package socket
 import (
 	"net"
 	"net/netip"
-	"os"
-	"sync"
-	"time"
 
 	"ustack/transport/icmp"
 )
@@ -21,10 +18,8 @@ const pingNetwork = "ip4:icmp"
 // exceeded) fails the next ReadFrom with an *icmp.Error inside the
 // *net.OpError: errors.As gives the details, errors.Is the errno.
 type PingConn struct {
-	ep        *icmp.Endpoint
-	rd, wd    *deadline
-	done      chan struct{}
-	closeOnce sync.Once
+	base
+	ep *icmp.Endpoint
 }
 
 var _ net.PacketConn = (*PingConn)(nil)
@@ -36,7 +31,9 @@ func ListenPing(p Provider, laddr netip.Addr) (*PingConn, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: pingNetwork, Addr: ipAddr(laddr), Err: sysErr("bind", err)}
 	}
-	return &PingConn{ep: ep, rd: newDeadline(true), wd: newDeadline(false), done: make(chan struct{})}, nil
+	c := &PingConn{ep: ep}
+	c.base = newBase(pingNetwork, c.LocalAddr)
+	return c, nil
 }
 
 // ID is the echo identifier of the socket's requests.
@@ -45,33 +42,11 @@ func (c *PingConn) ID() uint16 { return c.ep.ID() }
 // LocalAddr returns the local address, a *net.IPAddr.
 func (c *PingConn) LocalAddr() net.Addr { return ipAddr(c.ep.LocalAddr()) }
 
-func (c *PingConn) opErr(op string, addr net.Addr, err error) error {
-	return &net.OpError{Op: op, Net: pingNetwork, Source: c.LocalAddr(), Addr: addr, Err: err}
-}
-
-func (c *PingConn) isClosed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // ReadFrom reads an echo reply into b (truncating it if b is short) and
 // returns its sender, a *net.IPAddr.
 func (c *PingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		var err error
-		switch {
-		case c.isClosed():
-			err = net.ErrClosed
-		case c.rd.passed():
-			err = os.ErrDeadlineExceeded
-		default:
-			err = c.ep.Err()
-		}
-		if err != nil {
+		if err := c.readErr(c.ep.Err); err != nil {
 			return 0, nil, c.opErr("read", nil, sysErr("recvfrom", err))
 		}
 		if pkt, from, ok := c.ep.Recv(); ok {
@@ -79,11 +54,7 @@ func (c *PingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			pkt.Release()
 			return n, ipAddr(from), nil
 		}
-		select {
-		case <-c.ep.Readable():
-		case <-c.rd.wait():
-		case <-c.done:
-		}
+		c.waitReadable(c.ep.Readable())
 	}
 }
 
@@ -106,13 +77,8 @@ func (c *PingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !dst.IsValid() {
 		return 0, c.opErr("write", addr, errMissingAddress)
 	}
-	var err error
-	switch {
-	case c.isClosed():
-		err = net.ErrClosed
-	case c.wd.passed():
-		err = os.ErrDeadlineExceeded
-	default:
+	err := c.writeErr()
+	if err == nil {
 		var n int
 		if n, err = c.ep.WriteTo(b, dst.Unmap()); err == nil {
 			return n, nil
@@ -123,48 +89,9 @@ func (c *PingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 
 // Close closes the socket and wakes blocked reads.
 func (c *PingConn) Close() error {
-	closed := false
-	c.closeOnce.Do(func() {
-		close(c.done)
-		c.ep.Close()
-		c.rd.stop()
-		closed = true
-	})
-	if !closed {
+	if !c.close(c.ep.Close) {
 		return c.opErr("close", nil, net.ErrClosed)
 	}
-	return nil
-}
-
-func (c *PingConn) setErr(err error) error {
-	return &net.OpError{Op: "set", Net: pingNetwork, Addr: c.LocalAddr(), Err: err}
-}
-
-// SetDeadline sets the read and write deadlines.
-func (c *PingConn) SetDeadline(t time.Time) error {
-	if c.isClosed() {
-		return c.setErr(net.ErrClosed)
-	}
-	c.rd.set(t)
-	c.wd.set(t)
-	return nil
-}
-
-// SetReadDeadline sets the read deadline, also for a read blocked now.
-func (c *PingConn) SetReadDeadline(t time.Time) error {
-	if c.isClosed() {
-		return c.setErr(net.ErrClosed)
-	}
-	c.rd.set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the write deadline (writes never block).
-func (c *PingConn) SetWriteDeadline(t time.Time) error {
-	if c.isClosed() {
-		return c.setErr(net.ErrClosed)
-	}
-	c.wd.set(t)
 	return nil
 }
 

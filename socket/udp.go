@@ -3,9 +3,6 @@ package socket
 import (
 	"net"
 	"net/netip"
-	"os"
-	"sync"
-	"time"
 
 	"ustack/transport/udp"
 )
@@ -14,12 +11,9 @@ import (
 // a net.Conn. It mirrors net.UDPConn. Like net's, a new socket may send
 // to broadcast addresses (Go sets SO_BROADCAST on every UDP socket).
 type UDPConn struct {
+	base
 	ep        *udp.Endpoint
-	network   string // "udp", "udp4" or "udp6", for errors
 	connected bool
-	rd, wd    *deadline
-	done      chan struct{} // closed by Close
-	closeOnce sync.Once
 }
 
 var (
@@ -81,8 +75,9 @@ func DialUDP(p Provider, laddr, raddr netip.AddrPort) (*UDPConn, error) {
 }
 
 func newUDPConn(ep *udp.Endpoint, network string, connected bool) *UDPConn {
-	return &UDPConn{ep: ep, network: network, connected: connected,
-		rd: newDeadline(true), wd: newDeadline(false), done: make(chan struct{})}
+	c := &UDPConn{ep: ep, connected: connected}
+	c.base = newBase(network, c.LocalAddr)
+	return c
 }
 
 // LocalAddr returns the local address, a *net.UDPAddr.
@@ -96,32 +91,13 @@ func (c *UDPConn) RemoteAddr() net.Addr {
 	return udpAddr(c.ep.RemoteAddr())
 }
 
-func (c *UDPConn) opErr(op string, addr net.Addr, err error) error {
-	return &net.OpError{Op: op, Net: c.network, Source: c.LocalAddr(), Addr: addr, Err: err}
-}
-
-func (c *UDPConn) isClosed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // recv waits for a datagram and copies it into b, truncating it if b is
 // short (the rest is discarded, as on Linux). A pending error of a
 // connected socket (an ICMP error about an earlier datagram) is reported
 // first, then queued data.
 func (c *UDPConn) recv(b []byte) (int, netip.AddrPort, error) {
 	for {
-		if c.isClosed() {
-			return 0, netip.AddrPort{}, net.ErrClosed
-		}
-		if c.rd.passed() {
-			return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
-		}
-		if err := c.ep.Err(); err != nil {
+		if err := c.readErr(c.ep.Err); err != nil {
 			return 0, netip.AddrPort{}, err
 		}
 		if pkt, from, ok := c.ep.Recv(); ok {
@@ -129,11 +105,7 @@ func (c *UDPConn) recv(b []byte) (int, netip.AddrPort, error) {
 			pkt.Release()
 			return n, from, nil
 		}
-		select {
-		case <-c.ep.Readable():
-		case <-c.rd.wait():
-		case <-c.done:
-		}
+		c.waitReadable(c.ep.Readable())
 	}
 }
 
@@ -176,11 +148,8 @@ func (c *UDPConn) Read(b []byte) (int, error) {
 
 // send writes one datagram to to (the zero AddrPort: the peer).
 func (c *UDPConn) send(b []byte, to netip.AddrPort, call string) (int, error) {
-	if c.isClosed() {
-		return 0, net.ErrClosed
-	}
-	if c.wd.passed() {
-		return 0, os.ErrDeadlineExceeded
+	if err := c.writeErr(); err != nil {
+		return 0, err
 	}
 	n, err := c.ep.WriteTo(b, to)
 	return n, sysErr(call, err)
@@ -233,50 +202,9 @@ func (c *UDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // Close closes the socket and wakes blocked reads, which return
 // net.ErrClosed.
 func (c *UDPConn) Close() error {
-	closed := false
-	c.closeOnce.Do(func() {
-		close(c.done)
-		c.ep.Close()
-		c.rd.stop()
-		closed = true
-	})
-	if !closed {
+	if !c.close(c.ep.Close) {
 		return c.opErr("close", c.RemoteAddr(), net.ErrClosed)
 	}
-	return nil
-}
-
-func (c *UDPConn) setErr(err error) error {
-	return &net.OpError{Op: "set", Net: c.network, Addr: c.LocalAddr(), Err: err}
-}
-
-// SetDeadline sets the read and write deadlines.
-func (c *UDPConn) SetDeadline(t time.Time) error {
-	if c.isClosed() {
-		return c.setErr(net.ErrClosed)
-	}
-	c.rd.set(t)
-	c.wd.set(t)
-	return nil
-}
-
-// SetReadDeadline sets the read deadline; a read blocked now sees the new
-// one (and fails at once if it is in the past).
-func (c *UDPConn) SetReadDeadline(t time.Time) error {
-	if c.isClosed() {
-		return c.setErr(net.ErrClosed)
-	}
-	c.rd.set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the write deadline. Writes never block, so it only
-// makes writes fail once it has passed.
-func (c *UDPConn) SetWriteDeadline(t time.Time) error {
-	if c.isClosed() {
-		return c.setErr(net.ErrClosed)
-	}
-	c.wd.set(t)
 	return nil
 }
 
