@@ -22,22 +22,24 @@ var layers = []struct {
 	{"ustack/internal/clock", 0},
 	{"ustack/internal/stats", 0},
 	{"ustack/internal/seqnum", 0},
-	{"ustack/internal/netns", 0}, // test support: namespaces and veths
-	{"ustack/link", 1},           // the contract
-	{"ustack/link/offload", 2},
-	{"ustack/link/", 3}, // drivers and decorators
-	{"ustack/proto", 4},
-	{"ustack/network/neigh", 5},
-	{"ustack/network/route", 5},
-	{"ustack/network/", 6},
-	{"ustack/transport/", 7},
-	{"ustack/stack", 8},
-	{"ustack/socket", 9},
-	{"ustack/service", 10},
-	{"ustack/ctl/", 10},
-	{"ustack/daemon", 11},
-	{"ustack/cmd/", 12},
-	{"ustack", 13}, // the module root: tests only
+	{"ustack/internal/netns", 0},  // test support: namespaces and veths
+	{"ustack/link", 10},           // the contract
+	{"ustack/link/offload", 20},   // virtio-net headers, checksums, GSO
+	{"ustack/link/internal/", 30}, // code shared by the fd-based drivers
+	{"ustack/link/", 40},          // drivers and decorators
+	{"ustack/proto", 50},
+	{"ustack/network/neigh", 60},
+	{"ustack/network/route", 60},
+	{"ustack/network/", 70},
+	{"ustack/transport/", 80},
+	{"ustack/stack", 90},
+	{"ustack/socket", 100},
+	{"ustack/service", 110},
+	{"ustack/ctl/", 110},
+	{"ustack/daemon", 120},
+	{"ustack/cmd/", 130},
+	{"ustack/interop", 140}, // tests with the Linux kernel as the peer
+	{"ustack", 140},         // the module root: tests only
 }
 
 func rankOf(pkg string) (int, bool) {
@@ -93,8 +95,9 @@ func TestLayering(t *testing.T) {
 // TestRankOf checks the matcher itself, so the layering test can fail.
 func TestRankOf(t *testing.T) {
 	for pkg, want := range map[string]int{
-		"ustack/wire": 0, "ustack/link": 1, "ustack/link/pipe": 3, "ustack/link/offload": 2,
-		"ustack/network/ipv4": 6, "ustack/network/route": 5, "ustack/stack": 8, "ustack/cmd/ustack": 12,
+		"ustack/wire": 0, "ustack/link": 10, "ustack/link/pipe": 40, "ustack/link/offload": 20,
+		"ustack/link/internal/fdlink": 30, "ustack/network/ipv4": 70, "ustack/network/route": 60,
+		"ustack/stack": 90, "ustack/cmd/ustack": 130,
 	} {
 		if got, ok := rankOf(pkg); !ok || got != want {
 			t.Errorf("rankOf(%s) = %d, %v; want %d", pkg, got, ok, want)

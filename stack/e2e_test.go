@@ -283,7 +283,9 @@ func TestNoRouteAndUnreachableNeighbour(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.Write([]byte("hello?"))
+		// Larger than the 60 bytes of an IPv4 header with options: the
+		// error must still quote it.
+		c.Write(make([]byte, 1000))
 		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		if _, err := c.Read(make([]byte, 10)); !errors.Is(err, syscall.EHOSTUNREACH) {
 			t.Errorf("read: %v, want EHOSTUNREACH; sockets %+v; stats %v", err, a.Sockets(), a.Stats())

@@ -253,9 +253,11 @@ func (s *icmpState) drop(pkt *buf.Packet, r proto.DropReason) {
 // answered (RFC 1122 §2.3.2.2). pkt's front is its IPv4 header; pkt stays
 // the caller's.
 func (s *icmpState) hostUnreachable(in proto.Interface, pkt *buf.Packet) {
+	// Only the header is pulled up: the quote may be longer than what is
+	// contiguous, so its total length is not checked against b.
 	b := pkt.Pullup(min(pkt.Len(), wire.IPv4MaxHeaderLen))
-	h, err := wire.ParseIPv4(b)
-	if err != nil {
+	h, err := wire.ParseIPv4Quote(b)
+	if err != nil || h.HeaderLen() > len(b) {
 		return
 	}
 	pkt.NetworkHeader = h.Header()

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"ustack/socket"
+)
+
+// nc is netcat over a standalone stack, with OpenBSD nc's semantics for
+// UDP: each read from stdin is sent as one datagram, each datagram
+// received is written to stdout. With -l it binds HOST PORT and talks to
+// the first peer that sends to it, ignoring others. It runs until
+// interrupted, or until -w seconds pass without a datagram from the peer.
+func (c *cli) nc(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("nc", stderr)
+	var nf netFlags
+	nf.register(fs)
+	udp := fs.Bool("u", false, "use UDP")
+	listen := fs.Bool("l", false, "listen on HOST PORT (or just PORT) for a peer instead of sending to one")
+	idle := fs.String("w", "", "quit after `timeout` without data from the peer (seconds or a duration)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagStatus(err)
+	}
+	if !*udp {
+		return failf(stderr, "nc", 2, "tcp: not yet built (use -u for UDP)")
+	}
+	var host, port string
+	switch {
+	case len(pos) == 2:
+		host, port = pos[0], pos[1]
+	case len(pos) == 1 && *listen:
+		host, port = "0.0.0.0", pos[0]
+	default:
+		fs.Usage()
+		return 2
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Is4() {
+		return failf(stderr, "nc", 2, "%s: not an IPv4 address (ustack does not resolve names)", host)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || (p == 0 && !*listen) {
+		return failf(stderr, "nc", 2, "%s: not a port number", port)
+	}
+	ap := netip.AddrPortFrom(a, uint16(p))
+	var timeout time.Duration
+	if *idle != "" {
+		if timeout, err = parseSeconds(*idle); err != nil {
+			return failf(stderr, "nc", 2, "-w: %v", err)
+		}
+	}
+	sa, err := c.bringUp(&nf)
+	if err != nil {
+		return failf(stderr, "nc", 2, "%v", err)
+	}
+	defer sa.Close()
+
+	var conn *socket.UDPConn
+	if *listen {
+		conn, err = socket.ListenUDP(sa.st, ap)
+	} else {
+		conn, err = socket.DialUDP(sa.st, netip.AddrPort{}, ap)
+	}
+	if err != nil {
+		return failf(stderr, "nc", 1, "%v", err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	// The peer: known at once when sending, learnt from the first
+	// datagram when listening. stdin waits for it.
+	peer := make(chan netip.AddrPort, 1)
+	if !*listen {
+		peer <- ap
+	}
+	stderr = &syncWriter{w: stderr}
+	go copyStdin(ctx, stdin, conn, peer, !*listen, stderr)
+
+	b := make([]byte, 65536)
+	var from netip.AddrPort
+	for {
+		if timeout > 0 {
+			conn.SetReadDeadline(time.Now().Add(timeout))
+		}
+		n, src, err := conn.ReadFromUDPAddrPort(b)
+		switch {
+		case ctx.Err() != nil:
+			return 0
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return 0
+		case err != nil:
+			return failf(stderr, "nc", 1, "%v", err)
+		}
+		if !from.IsValid() {
+			from = src
+			if *listen {
+				peer <- src
+			}
+		} else if *listen && src != from {
+			continue // not our peer (OpenBSD nc -u -l connects to the first)
+		}
+		if _, err := stdout.Write(b[:n]); err != nil {
+			return failf(stderr, "nc", 1, "stdout: %v", err)
+		}
+	}
+}
+
+// copyStdin sends each read from stdin as a datagram to the peer, once it
+// is known.
+func copyStdin(ctx context.Context, stdin io.Reader, conn *socket.UDPConn, peer <-chan netip.AddrPort, connected bool, stderr io.Writer) {
+	var to netip.AddrPort
+	select {
+	case to = <-peer:
+	case <-ctx.Done():
+		return
+	}
+	b := make([]byte, 16384)
+	for {
+		n, err := stdin.Read(b)
+		if n > 0 {
+			var werr error
+			if connected {
+				_, werr = conn.Write(b[:n])
+			} else {
+				_, werr = conn.WriteToUDPAddrPort(b[:n], to)
+			}
+			if werr != nil && ctx.Err() == nil {
+				// As nc: a failed send (no route, refused) is
+				// reported and the copy goes on.
+				failf(stderr, "nc", 1, "%v", werr)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// syncWriter serializes writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
