@@ -187,13 +187,15 @@ func (s *Stack) update(f func(t *ifaceTable)) {
 }
 
 // VisitStats lists every counter of the stack: per interface (link and
-// framing), ARP and neighbour caches, IPv4, ICMP, UDP.
+// framing), ARP and neighbour caches, IPv4, ICMP (the protocol, and its
+// echo sockets under icmp.socket.), UDP.
 func (s *Stack) VisitStats(v stats.Visitor) {
 	for _, ifc := range s.Interfaces() {
 		ifc.visitStats(v)
 	}
 	s.arp.VisitStats(v)
 	s.ipv4.VisitStats(v)
+	s.icmp.VisitStats(v)
 	s.udp.VisitStats(v)
 }
 
