@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"ustack/buf"
-	"ustack/link"
 	"ustack/link/fault"
 )
 
@@ -79,41 +77,20 @@ func (c *cli) impair(ctx context.Context, args []string, _ io.Reader, stdout, st
 	if err != nil {
 		return failf(stderr, "impair", 1, "%s: %v", *ifB, err)
 	}
+	defer b.Close()
 	if a.Type() != b.Type() {
-		b.Close()
 		return failf(stderr, "impair", 1, "%s is an %s link and %s an %s link", *ifA, a.Type(), *ifB, b.Type())
 	}
-	// As fault.Bridge, but keeping the decorator to report its counters:
-	// f's Tx impairs a→b, its Rx b→a.
-	f := fault.New(b, cfg)
-	defer f.Close()
-	f.Attach(link.DispatcherFunc(func(_ link.Endpoint, pkts []*buf.Packet) {
-		forget(pkts)
-		a.WriteBatch(pkts)
-	}))
-	a.Attach(link.DispatcherFunc(func(_ link.Endpoint, pkts []*buf.Packet) {
-		forget(pkts)
-		f.WriteBatch(pkts)
-	}))
+	// The bridge's Tx impairs a→b, its Rx b→a.
+	br := fault.NewBridge(a, b, cfg)
 	fmt.Fprintf(stdout, "impair: bridging %s <-> %s (%s); interrupt to stop\n", *ifA, *ifB, describeImpairment(cfg, *dir))
 	<-ctx.Done()
-	a.Attach(nil)
-	f.Attach(nil)
-	printFaultCounters(stdout, *ifA, *ifB, f)
+	br.Stop()
+	printFaultCounters(stdout, *ifA, *ifB, br)
 	return 0
 }
 
-// forget clears what the receiving side learned about frames before they
-// cross to the other side.
-func forget(pkts []*buf.Packet) {
-	for _, p := range pkts {
-		p.IfIndex = 0
-		p.Flags = 0
-		p.LinkHeader, p.NetworkHeader, p.TransportHeader = nil, nil, nil
-	}
-}
-
-func printFaultCounters(w io.Writer, ifA, ifB string, f *fault.Endpoint) {
+func printFaultCounters(w io.Writer, ifA, ifB string, f *fault.Bridge) {
 	type row struct {
 		name string
 		get  func(*fault.Counters) uint64

@@ -28,7 +28,7 @@ func TestBridge(t *testing.T) {
 		atA, atB := &collector{clk: clk}, &collector{clk: clk}
 		a1.Attach(atA)
 		b2.Attach(atB)
-		stop := Bridge(a2, b1, Config{
+		br := NewBridge(a2, b1, Config{
 			Tx:    Impairment{Delay: 10 * time.Millisecond},
 			Rx:    Impairment{Loss: 1},
 			Clock: clk,
@@ -56,8 +56,8 @@ func TestBridge(t *testing.T) {
 			t.Errorf("b2→a1 delivered %d frames through a lossy direction", len(atA.got))
 		}
 
-		stop()
-		stop() // idempotent
+		br.Stop()
+		br.Stop() // idempotent
 		a1.WriteBatch(frames(0, 2))
 		synctest.Wait()
 		clk.Advance(time.Second)
@@ -88,7 +88,7 @@ func TestBridgeTypeMismatch(t *testing.T) {
 			t.Error("Bridge between Ethernet and IP links did not panic")
 		}
 	}()
-	Bridge(a2, b1, Config{})
+	NewBridge(a2, b1, Config{})
 }
 
 // TestOverPipe wraps one side of a pipe: the decorator's Rx direction runs

@@ -290,32 +290,48 @@ func (e *Endpoint) shutdown() bool {
 	return true
 }
 
-// Bridge forwards the frames a receives to b and those b receives to a,
+// Bridge joins two links through impairments, as a wire with a faulty
+// middle: the impairment tool for lossy-network tests.
+type Bridge struct {
+	a    link.Endpoint
+	f    *Endpoint // wraps b: Tx impairs a→b, Rx b→a
+	once sync.Once
+}
+
+// NewBridge forwards the frames a receives to b and those b receives to a,
 // through the impairments: cfg.Tx on the way a→b and cfg.Rx on the way
-// b→a. It attaches to both; stop detaches from both and drops the frames
+// b→a. It attaches to both; Stop detaches from both and drops the frames
 // still waiting, but closes neither. Both links must have the same Type.
 // Frames cross unchanged (offload state included): a frame larger than
 // the other side's MTU is dropped there.
-func Bridge(a, b link.Endpoint, cfg Config) (stop func()) {
+func NewBridge(a, b link.Endpoint, cfg Config) *Bridge {
 	if a.Type() != b.Type() {
 		panic("fault: Bridge between a " + a.Type().String() + " link and a " + b.Type().String() + " link")
 	}
-	f := newEndpoint(b, cfg)
-	f.Attach(link.DispatcherFunc(func(_ link.Endpoint, pkts []*buf.Packet) {
+	br := &Bridge{a: a, f: newEndpoint(b, cfg)}
+	br.f.Attach(link.DispatcherFunc(func(_ link.Endpoint, pkts []*buf.Packet) {
 		forget(pkts)
 		a.WriteBatch(pkts)
 	}))
 	a.Attach(link.DispatcherFunc(func(_ link.Endpoint, pkts []*buf.Packet) {
 		forget(pkts)
-		f.WriteBatch(pkts)
+		br.f.WriteBatch(pkts)
 	}))
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			a.Attach(nil)
-			f.shutdown()
-		})
-	}
+	return br
+}
+
+// Counters are the impairment counters of one way: Tx is a→b, Rx is b→a.
+func (br *Bridge) Counters(d Direction) *Counters { return br.f.Counters(d) }
+
+// VisitStats reports both ways' counters (fault.tx.*, fault.rx.*).
+func (br *Bridge) VisitStats(v stats.Visitor) { br.f.VisitStats(v) }
+
+// Stop detaches from both links and drops what is still waiting.
+func (br *Bridge) Stop() {
+	br.once.Do(func() {
+		br.a.Attach(nil)
+		br.f.shutdown()
+	})
 }
 
 // forget clears what the receiving side learned about frames before they
