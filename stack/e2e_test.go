@@ -369,3 +369,39 @@ func TestInterfacesAtRunTime(t *testing.T) {
 		}
 	})
 }
+
+func TestUDPBroadcast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := &netw{t: t}
+		a, b := n.stack("a"), n.stack("b")
+		n.connect(a, "eth0", "10.0.0.1/24", b, "eth0", "10.0.0.2/24", 1500)
+		pc, err := socket.ListenPacket(b, "udp", ":5353")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		c, err := socket.ListenPacket(a, "udp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		rb := make([]byte, 100)
+		for _, dst := range []string{"10.0.0.255", "255.255.255.255"} {
+			if _, err := c.WriteTo([]byte("to all "+dst), &net.UDPAddr{IP: net.ParseIP(dst), Port: 5353}); err != nil {
+				t.Fatalf("broadcast to %s: %v", dst, err)
+			}
+			pc.SetReadDeadline(time.Now().Add(time.Second))
+			k, from, err := pc.ReadFrom(rb)
+			if err != nil || string(rb[:k]) != "to all "+dst || from.(*net.UDPAddr).IP.String() != "10.0.0.1" {
+				t.Errorf("broadcast to %s: got %q from %v, %v", dst, rb[:k], from, err)
+			}
+		}
+		// Nobody listening on a broadcast port: no port unreachable
+		// (RFC 1122 §3.2.2).
+		c.WriteTo([]byte("anyone"), &net.UDPAddr{IP: net.ParseIP("10.0.0.255"), Port: 9})
+		synctest.Wait()
+		if got := b.Stats()["icmp.out.dst-unreachable"]; got != 0 {
+			t.Errorf("b answered a broadcast with %d port unreachables", got)
+		}
+	})
+}
