@@ -84,6 +84,7 @@ type Endpoint struct {
 	rx    *fdlink.RxBufs
 	msgs  []unix.Mmsghdr
 	names []unix.RawSockaddrLinklayer
+	ctl   []byte // a control buffer of auxSpace bytes per message
 	batch []*buf.Packet
 	rerr  atomic.Pointer[error]
 
@@ -141,6 +142,11 @@ func Open(name string, cfg *Config) (_ *Endpoint, err error) {
 	}
 	// Linux 4.20; older kernels fall back to the PACKET_OUTGOING check.
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	// The kernel strips VLAN tags before we see a frame and tells only in
+	// PACKET_AUXDATA; the reader puts them back (vlan.go).
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return nil, fmt.Errorf("afpacket %s: PACKET_AUXDATA: %w", name, err)
+	}
 	if cfg.RcvBuf > 0 {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.RcvBuf); err != nil {
 			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.RcvBuf); err != nil {
@@ -178,6 +184,7 @@ func Open(name string, cfg *Config) (_ *Endpoint, err error) {
 	e.rx = fdlink.NewRxBufs(batch, mtuFrame, max(mtuFrame, offload.HeaderLen+l2Room+maxGSOFrame))
 	e.msgs = make([]unix.Mmsghdr, batch)
 	e.names = make([]unix.RawSockaddrLinklayer, batch)
+	e.ctl = make([]byte, batch*auxSpace)
 	e.batch = make([]*buf.Packet, 0, batch)
 	e.file = os.NewFile(uintptr(fd), e.b.Info.Name)
 	fd = -1 // the file owns it now
@@ -245,8 +252,10 @@ func (e *Endpoint) readLoop() {
 					Name:    (*byte)(unsafe.Pointer(&e.names[i])),
 					Namelen: unix.SizeofSockaddrLinklayer,
 					Iov:     &iov[0],
+					Control: &e.ctl[i*auxSpace],
 				}
 				m.Hdr.SetIovlen(len(iov))
+				m.Hdr.SetControllen(auxSpace)
 				m.Len = 0
 			}
 			for {
@@ -276,6 +285,12 @@ func (e *Endpoint) readLoop() {
 				e.b.Stats.RxErrors.Inc()
 				p.Release()
 			default:
+				ctl := e.ctl[i*auxSpace : i*auxSpace+int(m.Hdr.Controllen)]
+				if tpid, tci, ok := vlanFromControl(ctl); ok && !restoreVLAN(p, tpid, tci) {
+					e.b.Stats.RxErrors.Inc()
+					p.Release()
+					continue
+				}
 				out = e.b.Input(p, out)
 			}
 		}
