@@ -109,6 +109,11 @@ type Network interface {
 	// LocalAddr reports whether a is an address of this stack (or a
 	// broadcast address of one of its interfaces).
 	LocalAddr(a netip.Addr) bool
+	// JoinGroup makes the stack accept datagrams sent to the multicast
+	// group on the interface (0: every interface); LeaveGroup undoes one
+	// JoinGroup.
+	JoinGroup(ifIndex int, group netip.Addr) error
+	LeaveGroup(ifIndex int, group netip.Addr) error
 	// MaxHeaderLen is the most header bytes the network and link layers
 	// prepend: transports leave that much headroom.
 	MaxHeaderLen() int

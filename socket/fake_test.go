@@ -3,6 +3,7 @@ package socket_test
 import (
 	"net/netip"
 	"testing"
+	"ustack/proto/prototest"
 
 	"ustack/buf"
 	"ustack/proto"
@@ -17,6 +18,7 @@ import (
 // requests are answered by the destination. 10.0.0.1 is the source of every
 // route; 192.0.2.0/24 has no route; 10.0.0.255 is a broadcast address.
 type fakeStack struct {
+	prototest.Groups
 	udp  *udp.Protocol
 	icmp *icmp.Protocol
 }

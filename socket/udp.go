@@ -225,6 +225,30 @@ func (c *UDPConn) SetWriteBuffer(bytes int) error {
 	return nil
 }
 
+// JoinGroup joins the multicast group on the interface with the index
+// (0: every interface), as golang.org/x/net/ipv4's PacketConn.JoinGroup
+// does on a host socket. Closing the socket leaves its groups.
+func (c *UDPConn) JoinGroup(ifIndex int, group netip.Addr) error {
+	if c.isClosed() {
+		return c.setErr(net.ErrClosed)
+	}
+	if err := c.ep.JoinGroup(ifIndex, group); err != nil {
+		return c.setErr(sysErr("setsockopt", err))
+	}
+	return nil
+}
+
+// LeaveGroup leaves a group JoinGroup joined.
+func (c *UDPConn) LeaveGroup(ifIndex int, group netip.Addr) error {
+	if c.isClosed() {
+		return c.setErr(net.ErrClosed)
+	}
+	if err := c.ep.LeaveGroup(ifIndex, group); err != nil {
+		return c.setErr(sysErr("setsockopt", err))
+	}
+	return nil
+}
+
 // SetTTL sets the TTL of sent datagrams (1..255; 0 restores the default).
 func (c *UDPConn) SetTTL(ttl int) error {
 	if c.isClosed() {

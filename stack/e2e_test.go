@@ -405,3 +405,56 @@ func TestUDPBroadcast(t *testing.T) {
 		}
 	})
 }
+
+func TestUDPMulticast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := &netw{t: t}
+		a, b := n.stack("a"), n.stack("b")
+		n.connect(a, "eth0", "10.0.0.1/24", b, "eth0", "10.0.0.2/24", 1500)
+		group := mustAddr("239.1.2.3")
+		rx, err := socket.ListenUDP(b, netip.AddrPortFrom(netip.Addr{}, 5000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := socket.ListenPacket(a, "udp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Close()
+		send := func(msg string) {
+			if _, err := tx.WriteTo([]byte(msg), &net.UDPAddr{IP: net.ParseIP("239.1.2.3"), Port: 5000}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		rb := make([]byte, 100)
+		read := func() (string, error) {
+			rx.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			k, _, err := rx.ReadFrom(rb)
+			return string(rb[:k]), err
+		}
+		send("before joining")
+		if msg, err := read(); err == nil {
+			t.Errorf("received %q for a group not joined", msg)
+		}
+		if got := b.Stats()["ipv4.drop.not_for_us"]; got != 1 {
+			t.Errorf("not_for_us drops = %d, want 1", got)
+		}
+		if err := rx.JoinGroup(0, group); err != nil {
+			t.Fatal(err)
+		}
+		if err := rx.JoinGroup(0, mustAddr("10.0.0.9")); err == nil {
+			t.Errorf("joined a unicast address")
+		}
+		send("after joining")
+		if msg, err := read(); err != nil || msg != "after joining" {
+			t.Errorf("read = %q, %v; want the datagram sent to the group", msg, err)
+		}
+		// Closing the socket leaves the group.
+		rx.Close()
+		send("after closing")
+		if got := b.Stats()["ipv4.drop.not_for_us"]; got != 2 {
+			t.Errorf("not_for_us drops = %d after the socket left, want 2", got)
+		}
+	})
+}

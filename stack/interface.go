@@ -101,9 +101,7 @@ func (s *Stack) RemoveInterface(name string) error {
 		s.arp.Detach(ifc.index)
 		ifc.neigh.Close()
 	}
-	if ifc == s.lo {
-		s.lo = nil
-	}
+	s.lo.CompareAndSwap(ifc, nil)
 	s.log.Info("interface removed", "if", name)
 	return ifc.ep.Close()
 }
@@ -129,7 +127,7 @@ func (s *Stack) AddAddress(ifname string, p netip.Prefix) error {
 	addrs := append(slices.Clone(*ifc.addrs.Load()), p)
 	ifc.addrs.Store(&addrs)
 	s.update(func(t *ifaceTable) { t.local[p.Addr()] = ifc.index })
-	if p.Bits() < p.Addr().BitLen() || ifc == s.lo {
+	if p.Bits() < p.Addr().BitLen() || ifc == s.lo.Load() {
 		s.routes.Add(route.Route{Dst: p.Masked(), IfIndex: ifc.index, Src: p.Addr(), Origin: route.OriginConnected})
 	}
 	s.mu.Unlock()

@@ -39,10 +39,7 @@ func (s *interfaces) Broadcast(ifIndex int, a netip.Addr) bool {
 }
 
 func (s *interfaces) Loopback() proto.Interface {
-	st := (*Stack)(s)
-	st.mu.Lock()
-	lo := st.lo
-	st.mu.Unlock()
+	lo := s.lo.Load()
 	if lo == nil {
 		return nil
 	}
@@ -77,6 +74,20 @@ func (m *netMux) WritePacket(r proto.Route, p wire.IPProtocol, wp proto.WritePar
 }
 
 func (m *netMux) LocalAddr(a netip.Addr) bool { return m.v4.LocalAddr(a) }
+
+func (m *netMux) JoinGroup(ifIndex int, group netip.Addr) error {
+	if group = group.Unmap(); group.Is4() {
+		return m.v4.JoinGroup(ifIndex, group)
+	}
+	return syscall.EAFNOSUPPORT
+}
+
+func (m *netMux) LeaveGroup(ifIndex int, group netip.Addr) error {
+	if group = group.Unmap(); group.Is4() {
+		return m.v4.LeaveGroup(ifIndex, group)
+	}
+	return syscall.EAFNOSUPPORT
+}
 
 func (m *netMux) MaxHeaderLen() int { return m.v4.MaxHeaderLen() }
 

@@ -65,7 +65,7 @@ type Stack struct {
 	mu        sync.Mutex // serializes configuration changes
 	ifaces    atomic.Pointer[ifaceTable]
 	nextIndex int
-	lo        *Interface
+	lo        atomic.Pointer[Interface] // read on the data path without s.mu
 	closed    bool
 }
 
@@ -107,7 +107,7 @@ func New(o Options) *Stack {
 		if err != nil {
 			panic(err) // cannot fail on an empty stack
 		}
-		s.lo = lo
+		s.lo.Store(lo)
 		s.AddAddress("lo", netip.MustParsePrefix("127.0.0.1/8"))
 	}
 	return s

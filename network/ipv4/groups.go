@@ -3,6 +3,7 @@ package ipv4
 import (
 	"net/netip"
 	"sync"
+	"syscall"
 )
 
 // groups is the set of multicast groups joined per interface (RFC 1112
@@ -29,8 +30,11 @@ func (g *groups) joined(ifIndex int, a netip.Addr) bool {
 }
 
 // JoinGroup makes the stack accept datagrams sent to group on the
-// interface (0: every interface).
-func (p *Protocol) JoinGroup(ifIndex int, group netip.Addr) {
+// interface (0: every interface). group must be an IPv4 multicast address.
+func (p *Protocol) JoinGroup(ifIndex int, group netip.Addr) error {
+	if !group.Is4() || !group.IsMulticast() {
+		return syscall.EINVAL
+	}
 	g := &p.groups
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -38,17 +42,22 @@ func (p *Protocol) JoinGroup(ifIndex int, group netip.Addr) {
 		g.m = make(map[groupKey]int)
 	}
 	g.m[groupKey{ifIndex, group}]++
+	return nil
 }
 
 // LeaveGroup undoes one JoinGroup.
-func (p *Protocol) LeaveGroup(ifIndex int, group netip.Addr) {
+func (p *Protocol) LeaveGroup(ifIndex int, group netip.Addr) error {
 	g := &p.groups
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k := groupKey{ifIndex, group}
-	if g.m[k] > 1 {
+	switch {
+	case g.m[k] > 1:
 		g.m[k]--
-	} else {
+	case g.m[k] == 1:
 		delete(g.m, k)
+	default:
+		return syscall.EADDRNOTAVAIL
 	}
+	return nil
 }

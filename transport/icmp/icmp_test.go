@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"ustack/proto/prototest"
 
 	"ustack/buf"
 	"ustack/proto"
@@ -25,6 +26,7 @@ var (
 // echoNet is a proto.Network whose far side answers echo requests, as a
 // peer's network/ipv4 would, and reports host unreachable for 10.0.0.9.
 type echoNet struct {
+	prototest.Groups
 	p *icmp.Protocol
 
 	mu   sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,6 +50,12 @@ type Endpoint struct {
 	rcvBuf int   // bound on qbytes
 	err    error // pending asynchronous error (SO_ERROR)
 	closed bool
+	groups []group // multicast memberships, left on Close
+}
+
+type group struct {
+	ifIndex int
+	addr    netip.Addr
 }
 
 type addrs struct {
@@ -288,12 +295,52 @@ func (e *Endpoint) Close() {
 	p.unlink(e)
 	q := e.queue[e.head:]
 	e.queue, e.head, e.qbytes = nil, 0, 0
+	groups := e.groups
+	e.groups = nil
 	e.mu.Unlock()
 	p.mu.Unlock()
 	for _, d := range q {
 		d.pkt.Release()
 	}
+	for _, g := range groups {
+		p.net.LeaveGroup(g.ifIndex, g.addr)
+	}
 	e.signal()
+}
+
+// JoinGroup makes the endpoint's stack accept datagrams for the multicast
+// group on the interface (0: every interface), as IP_ADD_MEMBERSHIP does;
+// the membership ends with LeaveGroup or Close. Datagrams to the group
+// reach every endpoint bound to its port (RFC 1112 §6.2: membership is per
+// host; the port picks the sockets).
+func (e *Endpoint) JoinGroup(ifIndex int, g netip.Addr) error {
+	g = g.Unmap()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return net.ErrClosed
+	}
+	if slices.Contains(e.groups, group{ifIndex, g}) {
+		return syscall.EADDRINUSE
+	}
+	if err := e.p.net.JoinGroup(ifIndex, g); err != nil {
+		return err
+	}
+	e.groups = append(e.groups, group{ifIndex, g})
+	return nil
+}
+
+// LeaveGroup ends a membership JoinGroup began.
+func (e *Endpoint) LeaveGroup(ifIndex int, g netip.Addr) error {
+	g = g.Unmap()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := slices.Index(e.groups, group{ifIndex, g})
+	if i < 0 {
+		return syscall.EADDRNOTAVAIL
+	}
+	e.groups = slices.Delete(e.groups, i, i+1)
+	return e.p.net.LeaveGroup(ifIndex, g)
 }
 
 // enqueue queues a received payload, taking ownership of pkt. A datagram is

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"ustack/proto/prototest"
 
 	"ustack/buf"
 	"ustack/link"
@@ -18,6 +19,7 @@ import (
 // network/ipv4 would do. 192.0.2.0/24 has no route; 10.0.0.255 and
 // 255.255.255.255 are broadcast.
 type fakeNet struct {
+	prototest.Groups
 	p    *udp.Protocol
 	caps link.Capabilities
 	loop bool // deliver written packets back

@@ -695,3 +695,28 @@ func TestBindNonLocalAddress(t *testing.T) {
 	}
 	e.Close()
 }
+
+func TestJoinGroupLeftOnClose(t *testing.T) {
+	f, p, _ := newFake(t)
+	e, err := p.Bind(netip.MustParseAddrPort("0.0.0.0:5000"), udp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := netip.MustParseAddr("239.0.0.7")
+	if err := e.JoinGroup(0, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.JoinGroup(0, g); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("second join: %v, want EADDRINUSE", err)
+	}
+	if f.Members(g) != 1 {
+		t.Fatalf("memberships = %d, want 1", f.Members(g))
+	}
+	e.Close()
+	if f.Members(g) != 0 {
+		t.Errorf("memberships after Close = %d, want 0", f.Members(g))
+	}
+	if err := e.LeaveGroup(0, g); !errors.Is(err, syscall.EADDRNOTAVAIL) {
+		t.Errorf("leave after close: %v", err)
+	}
+}
