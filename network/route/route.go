@@ -116,7 +116,7 @@ func (t *Table) Add(r Route) error {
 		}
 	}
 	t.routes = append(t.routes, r)
-	t.publish()
+	t.store(r.Dst, insert(t.root(r.Dst), r))
 	return nil
 }
 
@@ -129,7 +129,7 @@ func (t *Table) Delete(r Route) error {
 	for i, o := range t.routes {
 		if o.same(r) {
 			t.routes = slices.Delete(t.routes, i, i+1)
-			t.publish()
+			t.store(r.Dst, remove(t.root(r.Dst), r))
 			return nil
 		}
 	}
@@ -213,14 +213,32 @@ func (t *Table) LookupFunc(dst netip.Addr, ok func(*Route) bool) (Route, bool) {
 }
 
 // node is a binary trie node; the routes at depth d have prefix length d.
-// Nodes are immutable once published.
+// Published nodes are never changed: a change copies the nodes on the path
+// to the changed one (path copying), so a change costs one step per prefix
+// bit and readers keep the version they loaded.
 type node struct {
 	child  [2]*node
 	routes []Route // sorted by metric
 }
 
-// publish rebuilds both tries from t.routes. Callers hold t.mu. Route
-// changes are rare next to lookups, so rebuilding keeps the readers simple.
+func (t *Table) root(p netip.Prefix) *node {
+	if p.Addr().Is4() {
+		return t.v4.Load()
+	}
+	return t.v6.Load()
+}
+
+func (t *Table) store(p netip.Prefix, n *node) {
+	if p.Addr().Is4() {
+		t.v4.Store(n)
+	} else {
+		t.v6.Store(n)
+	}
+	t.gen.Add(1)
+}
+
+// publish rebuilds both tries from t.routes (after bulk deletions).
+// Callers hold t.mu.
 func (t *Table) publish() {
 	var v4, v6 *node
 	for _, r := range t.routes {
@@ -230,36 +248,51 @@ func (t *Table) publish() {
 			v6 = insert(v6, r)
 		}
 	}
-	for _, root := range []*node{v4, v6} {
-		sortNodes(root)
-	}
 	t.v4.Store(v4)
 	t.v6.Store(v6)
 	t.gen.Add(1)
 }
 
-func insert(root *node, r Route) *node {
-	if root == nil {
-		root = &node{}
-	}
-	n := root
-	bits := r.Dst.Addr().AsSlice()
-	for d := 0; d < r.Dst.Bits(); d++ {
-		bit := bits[d/8] >> (7 - d%8) & 1
-		if n.child[bit] == nil {
-			n.child[bit] = &node{}
-		}
-		n = n.child[bit]
-	}
-	n.routes = append(n.routes, r)
-	return root
+func bit(p netip.Prefix, d int) int {
+	a := p.Addr().AsSlice()
+	return int(a[d/8] >> (7 - d%8) & 1)
 }
 
-func sortNodes(n *node) {
-	if n == nil {
-		return
+// insert returns a trie with r added, copying the path to its node.
+func insert(n *node, r Route) *node { return insertAt(n, r, 0) }
+
+func insertAt(n *node, r Route, d int) *node {
+	c := &node{}
+	if n != nil {
+		*c = *n
 	}
-	slices.SortStableFunc(n.routes, func(a, b Route) int { return a.Metric - b.Metric })
-	sortNodes(n.child[0])
-	sortNodes(n.child[1])
+	if d == r.Dst.Bits() {
+		c.routes = append(slices.Clone(c.routes), r)
+		slices.SortStableFunc(c.routes, func(a, b Route) int { return a.Metric - b.Metric })
+		return c
+	}
+	b := bit(r.Dst, d)
+	c.child[b] = insertAt(c.child[b], r, d+1)
+	return c
+}
+
+// remove returns a trie without r, copying the path to its node and
+// dropping nodes left empty.
+func remove(n *node, r Route) *node { return removeAt(n, r, 0) }
+
+func removeAt(n *node, r Route, d int) *node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	if d == r.Dst.Bits() {
+		c.routes = slices.DeleteFunc(slices.Clone(c.routes), func(o Route) bool { return o.same(r) })
+	} else {
+		b := bit(r.Dst, d)
+		c.child[b] = removeAt(c.child[b], r, d+1)
+	}
+	if len(c.routes) == 0 && c.child[0] == nil && c.child[1] == nil {
+		return nil
+	}
+	return &c
 }
