@@ -31,6 +31,7 @@ var layers = []struct {
 	{"ustack/network/neigh", 60},
 	{"ustack/network/route", 60},
 	{"ustack/network/", 70},
+	{"ustack/transport/internal/", 75}, // code shared by the transports
 	{"ustack/transport/", 80},
 	{"ustack/stack", 90},
 	{"ustack/socket", 100},
@@ -97,7 +98,7 @@ func TestRankOf(t *testing.T) {
 	for pkg, want := range map[string]int{
 		"ustack/wire": 0, "ustack/link": 10, "ustack/link/pipe": 40, "ustack/link/offload": 20,
 		"ustack/link/internal/fdlink": 30, "ustack/network/ipv4": 70, "ustack/network/route": 60,
-		"ustack/stack": 90, "ustack/cmd/ustack": 130,
+		"ustack/transport/internal/rxq": 75, "ustack/transport/udp": 80, "ustack/stack": 90, "ustack/cmd/ustack": 130,
 	} {
 		if got, ok := rankOf(pkg); !ok || got != want {
 			t.Errorf("rankOf(%s) = %d, %v; want %d", pkg, got, ok, want)

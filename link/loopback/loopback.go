@@ -2,8 +2,8 @@
 // to the same stack, as on a BSD lo0.
 //
 // It sits in the link layer. It owns one bounded queue and one reader
-// goroutine. It carries bare IP packets (link.TypeIP), has no hardware
-// address and does not look inside packets.
+// goroutine (link/internal/memlink). It carries bare IP packets
+// (link.TypeIP), has no hardware address and does not look inside packets.
 //
 // Pipeline:
 //
@@ -15,11 +15,9 @@
 package loopback
 
 import (
-	"sync"
-	"sync/atomic"
-
 	"ustack/buf"
 	"ustack/link"
+	"ustack/link/internal/memlink"
 	"ustack/wire"
 )
 
@@ -38,21 +36,8 @@ const (
 type Endpoint struct {
 	mtu   int
 	stats link.Stats
-	disp  atomic.Pointer[dispatcher]
-
-	// mu guards queue, qlen and closed.
-	mu     sync.Mutex
-	queue  []*buf.Packet // FIFO ring of capacity queueLen
-	head   int
-	qlen   int
-	closed bool
-
-	notify chan struct{} // wakes the reader; capacity 1
-	done   chan struct{} // closed by Close
-	exited chan struct{} // closed when the reader returns
+	q     *memlink.Queue // of capacity queueLen
 }
-
-type dispatcher struct{ d link.Dispatcher }
 
 // New returns a loopback endpoint with the given MTU (DefaultMTU if mtu <=
 // 0) and starts its reader goroutine, which runs until Close.
@@ -60,14 +45,8 @@ func New(mtu int) *Endpoint {
 	if mtu <= 0 {
 		mtu = DefaultMTU
 	}
-	e := &Endpoint{
-		mtu:    mtu,
-		queue:  make([]*buf.Packet, queueLen),
-		notify: make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
-	}
-	go e.reader()
+	e := &Endpoint{mtu: mtu}
+	e.q = memlink.New(e, &e.stats, queueLen, prepare)
 	return e
 }
 
@@ -95,128 +74,33 @@ func (e *Endpoint) LinkStats() *link.Stats { return &e.stats }
 // Attach makes d receive what is written; nil detaches (packets written
 // meanwhile are dropped). It does not wait for a batch being delivered to
 // the previous dispatcher; Close does.
-func (e *Endpoint) Attach(d link.Dispatcher) {
-	if d == nil {
-		e.disp.Store(nil)
-		return
-	}
-	e.disp.Store(&dispatcher{d})
-}
+func (e *Endpoint) Attach(d link.Dispatcher) { e.q.Attach(d) }
 
 // WriteBatch queues the packets to come back to the dispatcher. It takes
 // ownership of every packet in pkts and returns how many were queued.
 // Empty packets and packets longer than the MTU are dropped and counted in
-// TxErrors; packets that find the queue full are dropped and counted in
-// TxDrops. It fails with link.ErrClosed after Close.
+// TxErrors; packets that find the queue full (or closed by a Close racing
+// with this write) are dropped and counted in TxDrops. It fails with
+// link.ErrClosed after Close.
 func (e *Endpoint) WriteBatch(pkts []*buf.Packet) (int, error) {
-	sent, bytes := 0, 0
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	if e.q.Closed() {
 		link.ReleaseAll(pkts, 0)
 		return 0, link.ErrClosed
 	}
-	for _, p := range pkts {
-		switch {
-		case p.Len() == 0 || p.Len() > e.mtu:
-			e.stats.TxErrors.Inc()
-			p.Release()
-		case e.qlen == len(e.queue):
-			e.stats.TxDrops.Inc()
-			p.Release()
-		default:
-			e.queue[(e.head+e.qlen)%len(e.queue)] = p
-			e.qlen++
-			sent++
-			bytes += p.Len()
-		}
-	}
-	e.mu.Unlock()
-	if sent > 0 {
-		e.stats.TxPackets.Add(uint64(sent))
-		e.stats.TxBytes.Add(uint64(bytes))
-		select {
-		case e.notify <- struct{}{}:
-		default:
-		}
-	}
-	return sent, nil
+	return e.q.Push(pkts, e.fits, &e.stats), nil
 }
+
+func (e *Endpoint) fits(p *buf.Packet) bool { return p.Len() > 0 && p.Len() <= e.mtu }
 
 // Close stops the reader, drops what is queued and waits until no batch is
 // being delivered. Closing twice returns link.ErrClosed. It must not be
 // called from the endpoint's own Dispatcher (it would wait for itself).
-func (e *Endpoint) Close() error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return link.ErrClosed
-	}
-	e.closed = true
-	e.mu.Unlock()
-	e.disp.Store(nil)
-	close(e.done)
-	<-e.exited
-	return nil
-}
+func (e *Endpoint) Close() error { return e.q.Close() }
 
-// pop moves up to link.MaxBatch packets from the queue into dst.
-func (e *Endpoint) pop(dst []*buf.Packet) []*buf.Packet {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for e.qlen > 0 && len(dst) < link.MaxBatch {
-		dst = append(dst, e.queue[e.head])
-		e.queue[e.head] = nil
-		e.head = (e.head + 1) % len(e.queue)
-		e.qlen--
-	}
-	return dst
-}
-
-func (e *Endpoint) reader() {
-	defer close(e.exited)
-	batch := make([]*buf.Packet, 0, link.MaxBatch)
-	for {
-		stop := false
-		select {
-		case <-e.notify:
-		case <-e.done:
-			stop = true
-		}
-		for {
-			batch = e.pop(batch[:0])
-			if len(batch) == 0 {
-				break
-			}
-			if stop {
-				e.stats.RxDrops.Add(uint64(len(batch)))
-				link.ReleaseAll(batch, 0)
-			} else {
-				e.deliver(batch)
-			}
-			clear(batch)
-		}
-		if stop {
-			return
-		}
-	}
-}
-
-func (e *Endpoint) deliver(batch []*buf.Packet) {
-	d := e.disp.Load()
-	if d == nil {
-		e.stats.RxDrops.Add(uint64(len(batch)))
-		link.ReleaseAll(batch, 0)
-		return
-	}
-	n := 0
-	for _, p := range batch {
-		n += p.Len()
-		p.IfIndex = 0
-		p.LinkHeader, p.NetworkHeader, p.TransportHeader = nil, nil, nil
-		p.Flags = buf.FlagLoopback
-	}
-	e.stats.RxPackets.Add(uint64(len(batch)))
-	e.stats.RxBytes.Add(uint64(n))
-	d.d.DeliverBatch(e, batch)
+// prepare makes a packet look freshly received: no interface or headers
+// from its way down, and marked as looped back.
+func prepare(p *buf.Packet) {
+	p.IfIndex = 0
+	p.LinkHeader, p.NetworkHeader, p.TransportHeader = nil, nil, nil
+	p.Flags = buf.FlagLoopback
 }

@@ -1,11 +1,11 @@
 // Package pipe is an in-memory link: two connected link.Endpoints, like a
 // veth pair, for tests and in-process topologies.
 //
-// It sits in the link layer. It owns the two endpoints, a bounded receive
-// queue per side and one reader goroutine per side. It does not parse
-// frames (beyond the length check an Ethernet or IP device does), segment
-// large packets, complete checksums or impair traffic (wrap an endpoint in
-// link/fault for that).
+// It sits in the link layer. It owns the two endpoints, each with a
+// bounded receive queue and a reader goroutine (link/internal/memlink). It
+// does not parse frames (beyond the length check an Ethernet or IP device
+// does), segment large packets, complete checksums or impair traffic (wrap
+// an endpoint in link/fault for that).
 //
 // Pipeline, for each direction:
 //
@@ -18,11 +18,11 @@ package pipe
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"ustack/buf"
 	"ustack/link"
+	"ustack/link/internal/memlink"
 	"ustack/wire"
 )
 
@@ -77,20 +77,8 @@ type Endpoint struct {
 	caps  link.Capabilities
 	peer  *Endpoint
 	stats link.Stats
-
-	disp atomic.Pointer[dispatcher]
-
-	// mu guards the receive queue and closed.
-	mu     sync.Mutex
-	queue  ring
-	closed bool
-
-	notify chan struct{} // wakes the reader; capacity 1
-	done   chan struct{} // closed by Close
-	exited chan struct{} // closed when the reader returns
+	rx    *memlink.Queue // what the peer writes
 }
-
-type dispatcher struct{ d link.Dispatcher }
 
 // New returns the two connected sides of a new pipe. Each has a reader
 // goroutine running until it is closed.
@@ -120,8 +108,6 @@ func New(cfg Config) (a, b *Endpoint) {
 	a = newEndpoint(cfg, cfg.Name+"a", cfg.MACA)
 	b = newEndpoint(cfg, cfg.Name+"b", cfg.MACB)
 	a.peer, b.peer = b, a
-	go a.reader()
-	go b.reader()
 	return a, b
 }
 
@@ -130,18 +116,17 @@ func genMAC(seed uint32, side byte) wire.MAC {
 	return wire.MAC{0x02, 0x00, byte(seed >> 16), byte(seed >> 8), byte(seed), side}
 }
 
+// newEndpoint returns one side, its reader started.
 func newEndpoint(cfg Config, name string, mac wire.MAC) *Endpoint {
-	return &Endpoint{
-		name:   name,
-		typ:    cfg.Type,
-		mtu:    cfg.MTU,
-		mac:    mac,
-		caps:   cfg.Offloads & offloadCaps,
-		queue:  newRing(cfg.QueueLen),
-		notify: make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
+	e := &Endpoint{
+		name: name,
+		typ:  cfg.Type,
+		mtu:  cfg.MTU,
+		mac:  mac,
+		caps: cfg.Offloads & offloadCaps,
 	}
+	e.rx = memlink.New(e, &e.stats, cfg.QueueLen, func(p *buf.Packet) { resetMeta(p, e.caps) })
+	return e
 }
 
 // Name returns the endpoint's name.
@@ -171,13 +156,7 @@ func (e *Endpoint) Peer() *Endpoint { return e.peer }
 // Attach makes d receive the frames written on the other side; nil
 // detaches. It does not wait for a batch being delivered to the previous
 // dispatcher; Close does.
-func (e *Endpoint) Attach(d link.Dispatcher) {
-	if d == nil {
-		e.disp.Store(nil)
-		return
-	}
-	e.disp.Store(&dispatcher{d})
-}
+func (e *Endpoint) Attach(d link.Dispatcher) { e.rx.Attach(d) }
 
 // WriteBatch sends the frames to the other side's queue. It takes ownership
 // of every packet in pkts and returns how many were queued. Frames shorter
@@ -187,36 +166,11 @@ func (e *Endpoint) Attach(d link.Dispatcher) {
 // dropped and counted in TxDrops. Neither is an error. It fails with
 // link.ErrClosed when e is closed.
 func (e *Endpoint) WriteBatch(pkts []*buf.Packet) (int, error) {
-	if e.isClosed() {
+	if e.rx.Closed() {
 		link.ReleaseAll(pkts, 0)
 		return 0, link.ErrClosed
 	}
-	peer := e.peer
-	sent, bytes := 0, 0
-	peer.mu.Lock()
-	for _, p := range pkts {
-		switch {
-		case !e.fits(p):
-			e.stats.TxErrors.Inc()
-			p.Release()
-		case peer.closed || !peer.queue.push(p):
-			e.stats.TxDrops.Inc()
-			p.Release()
-		default:
-			sent++
-			bytes += p.Len()
-		}
-	}
-	peer.mu.Unlock()
-	if sent > 0 {
-		e.stats.TxPackets.Add(uint64(sent))
-		e.stats.TxBytes.Add(uint64(bytes))
-		select {
-		case peer.notify <- struct{}{}:
-		default:
-		}
-	}
-	return sent, nil
+	return e.peer.rx.Push(pkts, e.fits, &e.stats), nil
 }
 
 // fits reports whether p is a frame the link carries.
@@ -249,80 +203,11 @@ func (e *Endpoint) fits(p *buf.Packet) bool {
 	return false
 }
 
-func (e *Endpoint) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
-}
-
 // Close stops the reader goroutine, drops what is queued and waits until no
 // batch is being delivered. Writes on e fail from then on; writes from the
 // peer are dropped. Closing twice returns link.ErrClosed. It must not be
 // called from e's own Dispatcher (it would wait for itself).
-func (e *Endpoint) Close() error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return link.ErrClosed
-	}
-	e.closed = true
-	e.mu.Unlock()
-	e.disp.Store(nil)
-	close(e.done)
-	<-e.exited
-	return nil
-}
-
-// reader moves frames from the queue to the dispatcher, a batch at a time.
-func (e *Endpoint) reader() {
-	defer close(e.exited)
-	batch := make([]*buf.Packet, 0, link.MaxBatch)
-	for {
-		select {
-		case <-e.notify:
-		case <-e.done:
-			e.mu.Lock()
-			for {
-				batch = e.queue.pop(batch[:0], link.MaxBatch)
-				if len(batch) == 0 {
-					break
-				}
-				e.stats.RxDrops.Add(uint64(len(batch)))
-				link.ReleaseAll(batch, 0)
-			}
-			e.mu.Unlock()
-			return
-		}
-		for {
-			e.mu.Lock()
-			batch = e.queue.pop(batch[:0], link.MaxBatch)
-			e.mu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			e.deliver(batch)
-			clear(batch)
-		}
-	}
-}
-
-// deliver hands batch to the dispatcher, or drops it when detached.
-func (e *Endpoint) deliver(batch []*buf.Packet) {
-	d := e.disp.Load()
-	if d == nil {
-		e.stats.RxDrops.Add(uint64(len(batch)))
-		link.ReleaseAll(batch, 0)
-		return
-	}
-	n := 0
-	for _, p := range batch {
-		n += p.Len()
-		resetMeta(p, e.caps)
-	}
-	e.stats.RxPackets.Add(uint64(len(batch)))
-	e.stats.RxBytes.Add(uint64(n))
-	d.d.DeliverBatch(e, batch)
-}
+func (e *Endpoint) Close() error { return e.rx.Close() }
 
 // resetMeta clears what the sending stack attached to p, so the receiving
 // stack sees a frame fresh from a device.
@@ -333,32 +218,4 @@ func resetMeta(p *buf.Packet, caps link.Capabilities) {
 	if caps&offloadCaps == 0 {
 		p.Offload = buf.Offload{}
 	}
-}
-
-// ring is a bounded FIFO of packets.
-type ring struct {
-	buf        []*buf.Packet
-	head, size int
-}
-
-func newRing(n int) ring { return ring{buf: make([]*buf.Packet, n)} }
-
-func (r *ring) push(p *buf.Packet) bool {
-	if r.size == len(r.buf) {
-		return false
-	}
-	r.buf[(r.head+r.size)%len(r.buf)] = p
-	r.size++
-	return true
-}
-
-// pop appends up to max packets to dst.
-func (r *ring) pop(dst []*buf.Packet, max int) []*buf.Packet {
-	for r.size > 0 && len(dst) < max {
-		dst = append(dst, r.buf[r.head])
-		r.buf[r.head] = nil
-		r.head = (r.head + 1) % len(r.buf)
-		r.size--
-	}
-	return dst
 }

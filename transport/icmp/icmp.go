@@ -27,6 +27,7 @@ import (
 	"ustack/buf"
 	"ustack/internal/stats"
 	"ustack/proto"
+	"ustack/transport/internal/rxq"
 	"ustack/wire"
 )
 
@@ -78,11 +79,8 @@ func (p *Protocol) Sockets(f func(proto.SocketInfo)) {
 	var infos []proto.SocketInfo
 	for _, eps := range p.ids {
 		for _, e := range eps {
-			e.mu.Lock()
-			q := e.qbytes
-			e.mu.Unlock()
 			infos = append(infos, proto.SocketInfo{Proto: "icmp",
-				Local: netip.AddrPortFrom(e.local, e.id), State: "UNCONN", RecvQ: q})
+				Local: netip.AddrPortFrom(e.local, e.id), State: "UNCONN", RecvQ: e.rx.Bytes()})
 		}
 	}
 	p.mu.RUnlock()
@@ -127,8 +125,7 @@ func (p *Protocol) Open(laddr netip.Addr, id uint16) (*Endpoint, error) {
 			}
 		}
 	}
-	e := &Endpoint{p: p, local: laddr, id: id, rcvBuf: DefaultRecvBuffer,
-		readable: make(chan struct{}, 1)}
+	e := &Endpoint{p: p, local: laddr, id: id, rx: rxq.New[netip.Addr](DefaultRecvBuffer)}
 	p.ids[id] = append(p.ids[id], e)
 	return e, nil
 }
@@ -174,7 +171,8 @@ func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Ve
 		p.stats.Drop(proto.DropNoEndpoint)
 		return proto.NoEndpoint
 	}
-	if e.enqueue(pkt, info.Src) {
+	// Accepted while the queue holds less than the receive buffer.
+	if e.rx.Push(pkt, info.Src) {
 		p.stats.Delivered.Inc()
 	} else {
 		p.stats.Drop(proto.DropQueueFull)
@@ -200,7 +198,7 @@ func (p *Protocol) HandleError(ie *proto.ICMPError) {
 	if e == nil {
 		return
 	}
-	e.setErr(&Error{Kind: ie.Kind, Type: ie.Type, Code: ie.Code, From: ie.From,
+	e.rx.SetErr(&Error{Kind: ie.Kind, Type: ie.Type, Code: ie.Code, From: ie.From,
 		Dst: ie.Dst, Seq: q.Seq(), MTU: ie.MTU})
 }
 
@@ -232,20 +230,10 @@ type Endpoint struct {
 
 	broadcast atomic.Bool
 	ttl       atomic.Uint32
+	closed    atomic.Bool // set once, under p.mu
 
-	readable chan struct{}
-
-	mu     sync.Mutex
-	queue  []message
-	qbytes int
-	rcvBuf int
-	err    error
-	closed bool
-}
-
-type message struct {
-	pkt  *buf.Packet
-	from netip.Addr
+	// rx holds the replies and their senders, and the pending error.
+	rx *rxq.Queue[netip.Addr]
 }
 
 // LocalAddr is the bound address (unspecified: every local address).
@@ -261,22 +249,11 @@ func (e *Endpoint) SetBroadcast(on bool) { e.broadcast.Store(on) }
 func (e *Endpoint) SetTTL(ttl uint8) { e.ttl.Store(uint32(ttl)) }
 
 // SetRecvBuffer bounds the receive queue to n bytes (at least 1).
-func (e *Endpoint) SetRecvBuffer(n int) {
-	e.mu.Lock()
-	e.rcvBuf = max(n, 1)
-	e.mu.Unlock()
-}
+func (e *Endpoint) SetRecvBuffer(n int) { e.rx.SetLimit(n) }
 
 // Readable returns a channel that receives a value whenever a reply or an
 // error arrives. It has a buffer of one and is never closed.
-func (e *Endpoint) Readable() <-chan struct{} { return e.readable }
-
-func (e *Endpoint) signal() {
-	select {
-	case e.readable <- struct{}{}:
-	default:
-	}
-}
+func (e *Endpoint) Readable() <-chan struct{} { return e.rx.Readable() }
 
 // WriteTo sends msg, an ICMP echo request (type 8, code 0, checksum,
 // identifier, sequence, data), to dst. It copies msg, puts the endpoint's
@@ -285,10 +262,7 @@ func (e *Endpoint) signal() {
 // EDESTADDRREQ for an invalid dst, EACCES to a broadcast address without
 // SetBroadcast, ENETUNREACH without a route; net.ErrClosed after Close.
 func (e *Endpoint) WriteTo(msg []byte, dst netip.Addr) (int, error) {
-	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
+	if e.closed.Load() {
 		return 0, net.ErrClosed
 	}
 	if len(msg) < wire.ICMPv4HeaderLen || wire.ICMPv4Type(msg[0]) != wire.ICMPv4Echo || msg[1] != 0 {
@@ -334,79 +308,25 @@ func (e *Endpoint) WriteTo(msg []byte, dst netip.Addr) (int, error) {
 
 // Recv takes the oldest queued echo reply without blocking: the whole ICMP
 // message and its sender. The caller owns pkt and must Release it.
-func (e *Endpoint) Recv() (pkt *buf.Packet, from netip.Addr, ok bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.queue) == 0 {
-		return nil, netip.Addr{}, false
-	}
-	m := e.queue[0]
-	e.queue[0] = message{}
-	e.queue = e.queue[1:]
-	e.qbytes -= m.pkt.Len()
-	if len(e.queue) > 0 {
-		e.signal()
-	} else {
-		e.queue = nil
-	}
-	return m.pkt, m.from, true
-}
+func (e *Endpoint) Recv() (pkt *buf.Packet, from netip.Addr, ok bool) { return e.rx.Pop() }
 
 // Err returns and clears the pending error (an *Error), if any.
-func (e *Endpoint) Err() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	err := e.err
-	e.err = nil
-	return err
-}
+func (e *Endpoint) Err() error { return e.rx.TakeErr() }
 
 // Close releases the identifier and the queued replies. Readable receives a
 // value. Closing twice does nothing.
 func (e *Endpoint) Close() {
 	p := e.p
 	p.mu.Lock()
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	if e.closed.Swap(true) {
 		p.mu.Unlock()
 		return
 	}
-	e.closed = true
 	if s := slices.DeleteFunc(p.ids[e.id], func(o *Endpoint) bool { return o == e }); len(s) > 0 {
 		p.ids[e.id] = s
 	} else {
 		delete(p.ids, e.id)
 	}
-	q := e.queue
-	e.queue, e.qbytes = nil, 0
-	e.mu.Unlock()
 	p.mu.Unlock()
-	for _, m := range q {
-		m.pkt.Release()
-	}
-	e.signal()
-}
-
-// enqueue queues a reply, taking ownership of pkt; it accepts while the
-// queue holds less than the receive buffer.
-func (e *Endpoint) enqueue(pkt *buf.Packet, from netip.Addr) bool {
-	e.mu.Lock()
-	if e.closed || e.qbytes >= e.rcvBuf {
-		e.mu.Unlock()
-		pkt.Release()
-		return false
-	}
-	e.queue = append(e.queue, message{pkt, from})
-	e.qbytes += pkt.Len()
-	e.mu.Unlock()
-	e.signal()
-	return true
-}
-
-func (e *Endpoint) setErr(err error) {
-	e.mu.Lock()
-	e.err = err
-	e.mu.Unlock()
-	e.signal()
+	e.rx.Close()
 }

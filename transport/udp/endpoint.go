@@ -12,6 +12,7 @@ import (
 	"ustack/buf"
 	"ustack/link"
 	"ustack/proto"
+	"ustack/transport/internal/rxq"
 	"ustack/wire"
 )
 
@@ -41,14 +42,11 @@ type Endpoint struct {
 	broadcast atomic.Bool
 	ttl       atomic.Uint32 // 0: the network's default
 
-	readable chan struct{}
+	// rx holds received payloads and the pending asynchronous error
+	// (SO_ERROR), bounded by the receive buffer.
+	rx *rxq.Queue[netip.AddrPort]
 
 	mu     sync.Mutex
-	queue  []datagram // FIFO; queue[head:] is live
-	head   int
-	qbytes int   // payload bytes queued
-	rcvBuf int   // bound on qbytes
-	err    error // pending asynchronous error (SO_ERROR)
 	closed bool
 	groups []group // multicast memberships, left on Close
 }
@@ -63,13 +61,8 @@ type addrs struct {
 	remote netip.AddrPort // invalid when not connected
 }
 
-type datagram struct {
-	pkt  *buf.Packet
-	from netip.AddrPort
-}
-
 func newEndpoint(p *Protocol, o Options, rcv int) *Endpoint {
-	e := &Endpoint{p: p, reuse: o.ReuseAddr, rcvBuf: rcv, readable: make(chan struct{}, 1)}
+	e := &Endpoint{p: p, reuse: o.ReuseAddr, rx: rxq.New[netip.AddrPort](rcv)}
 	e.broadcast.Store(o.Broadcast)
 	return e
 }
@@ -90,24 +83,12 @@ func (e *Endpoint) SetTTL(ttl uint8) { e.ttl.Store(uint32(ttl)) }
 
 // SetRecvBuffer bounds the receive queue to n payload bytes (at least 1).
 // Datagrams already queued stay.
-func (e *Endpoint) SetRecvBuffer(n int) {
-	n = max(n, 1)
-	e.mu.Lock()
-	e.rcvBuf = n
-	e.mu.Unlock()
-}
+func (e *Endpoint) SetRecvBuffer(n int) { e.rx.SetLimit(n) }
 
 // Readable returns a channel that receives a value whenever a datagram or an
 // error arrives. It has a buffer of one and is never closed; a reader
 // checks Recv and Err after each wake-up.
-func (e *Endpoint) Readable() <-chan struct{} { return e.readable }
-
-func (e *Endpoint) signal() {
-	select {
-	case e.readable <- struct{}{}:
-	default:
-	}
-}
+func (e *Endpoint) Readable() <-chan struct{} { return e.rx.Readable() }
 
 // Connect sets the endpoint's peer (RFC 1122 §4.1.3.4 leaves filtering to
 // the application; like the BSD socket API, a connected endpoint receives
@@ -176,7 +157,7 @@ func (e *Endpoint) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 		return 0, net.ErrClosed
 	}
 	a := e.addrs.Load()
-	if err := e.takeErr(); err != nil {
+	if err := e.rx.TakeErr(); err != nil {
 		return 0, err
 	}
 	if !to.Addr().IsValid() {
@@ -242,36 +223,11 @@ func (e *Endpoint) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 // Recv takes the oldest queued datagram without blocking. The caller owns
 // pkt, which holds only the payload, and must Release it. ok is false when
 // the queue is empty.
-func (e *Endpoint) Recv() (pkt *buf.Packet, from netip.AddrPort, ok bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.head == len(e.queue) {
-		return nil, netip.AddrPort{}, false
-	}
-	d := e.queue[e.head]
-	e.queue[e.head] = datagram{}
-	e.head++
-	e.qbytes -= d.pkt.Len()
-	if e.head == len(e.queue) {
-		e.queue, e.head = e.queue[:0], 0
-	} else {
-		// More is queued: pass the wake-up on to the next reader.
-		e.signal()
-	}
-	return d.pkt, d.from, true
-}
+func (e *Endpoint) Recv() (pkt *buf.Packet, from netip.AddrPort, ok bool) { return e.rx.Pop() }
 
 // Err returns and clears the pending asynchronous error: an ICMP error
 // about a datagram this connected endpoint sent (SO_ERROR).
-func (e *Endpoint) Err() error { return e.takeErr() }
-
-func (e *Endpoint) takeErr() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	err := e.err
-	e.err = nil
-	return err
-}
+func (e *Endpoint) Err() error { return e.rx.TakeErr() }
 
 func (e *Endpoint) isClosed() bool {
 	e.mu.Lock()
@@ -293,19 +249,14 @@ func (e *Endpoint) Close() {
 	}
 	e.closed = true
 	p.unlink(e)
-	q := e.queue[e.head:]
-	e.queue, e.head, e.qbytes = nil, 0, 0
 	groups := e.groups
 	e.groups = nil
 	e.mu.Unlock()
 	p.mu.Unlock()
-	for _, d := range q {
-		d.pkt.Release()
-	}
 	for _, g := range groups {
 		p.net.LeaveGroup(g.ifIndex, g.addr)
 	}
-	e.signal()
+	e.rx.Close()
 }
 
 // JoinGroup makes the endpoint's stack accept datagrams for the multicast
@@ -343,42 +294,10 @@ func (e *Endpoint) LeaveGroup(ifIndex int, g netip.Addr) error {
 	return e.p.net.LeaveGroup(ifIndex, g)
 }
 
-// enqueue queues a received payload, taking ownership of pkt. A datagram is
-// accepted while the queue holds less than the receive buffer (so the
-// buffer may be overshot by one datagram, as Linux does).
-func (e *Endpoint) enqueue(pkt *buf.Packet, from netip.AddrPort) bool {
-	e.mu.Lock()
-	if e.closed || e.qbytes >= e.rcvBuf {
-		e.mu.Unlock()
-		pkt.Release()
-		return false
-	}
-	if e.head > 0 && len(e.queue) == cap(e.queue) {
-		n := copy(e.queue, e.queue[e.head:])
-		clear(e.queue[n:])
-		e.queue, e.head = e.queue[:n], 0
-	}
-	e.queue = append(e.queue, datagram{pkt, from})
-	e.qbytes += pkt.Len()
-	e.mu.Unlock()
-	e.signal()
-	return true
-}
-
-// setErr records an asynchronous error and wakes a reader.
-func (e *Endpoint) setErr(err error) {
-	e.mu.Lock()
-	e.err = err
-	e.mu.Unlock()
-	e.signal()
-}
-
 // info describes e for listings. p.mu is held.
 func (e *Endpoint) info() proto.SocketInfo {
 	a := e.addrs.Load()
-	e.mu.Lock()
-	q := e.qbytes
-	e.mu.Unlock()
+	q := e.rx.Bytes()
 	st := "UNCONN"
 	if a.remote.IsValid() {
 		st = "ESTAB"

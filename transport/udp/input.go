@@ -115,9 +115,11 @@ func (p *Protocol) strip(pkt *buf.Packet, n int) {
 	pkt.TrimFront(wire.UDPHeaderLen)
 }
 
-// deliver queues pkt on e, taking ownership, and counts the outcome.
+// deliver queues pkt on e, taking ownership, and counts the outcome. A
+// datagram is accepted while the queue holds less than the receive buffer
+// (so the buffer may be overshot by one datagram, as Linux does).
 func (p *Protocol) deliver(e *Endpoint, pkt *buf.Packet, from netip.AddrPort) {
-	if e.enqueue(pkt, from) {
+	if e.rx.Push(pkt, from) {
 		p.stats.Delivered.Inc()
 	} else {
 		p.stats.Drop(proto.DropQueueFull)
@@ -200,6 +202,6 @@ func (p *Protocol) HandleError(ie *proto.ICMPError) {
 	}
 	p.mu.RUnlock()
 	if e != nil {
-		e.setErr(ie.Kind.Errno())
+		e.rx.SetErr(ie.Kind.Errno())
 	}
 }

@@ -14,8 +14,8 @@
 //
 // Locking: one RWMutex guards the binding tables; receive takes it for
 // reading only, so lookups never serialize on a write lock. Each endpoint
-// has its own mutex for its receive queue. Order: Protocol.mu, then
-// Endpoint.mu.
+// has its own mutex for its state and its receive queue (rxq) another.
+// Order: Protocol.mu, then Endpoint.mu, then the queue's.
 package udp
 
 import (
