@@ -31,7 +31,8 @@ var layers = []struct {
 	{"ustack/network/neigh", 60},
 	{"ustack/network/route", 60},
 	{"ustack/network/", 70},
-	{"ustack/transport/internal/", 75}, // code shared by the transports
+	{"ustack/transport/internal/", 75},
+	{"ustack/transport/tcp/cc", 78}, // congestion control, below the TCP core // code shared by the transports
 	{"ustack/transport/", 80},
 	{"ustack/stack", 90},
 	{"ustack/socket", 100},

@@ -33,6 +33,8 @@ import (
 //	  net.inet.ip.forwarding: 1
 //	services:
 //	  - {type: echo, listen: "udp:7"}
+//	  - {type: echo, listen: "tcp:7"}
+//	  - {type: http, listen: "tcp:80", root: /srv/www}
 type Config struct {
 	Interfaces []Interface
 	Routes     []Route
@@ -69,14 +71,17 @@ type Setting struct{ Name, Value string }
 // Service is one built-in service (see package service) on a socket.
 type Service struct {
 	Type string
-	// Network is "udp" (TCP services wait for TCP).
+	// Network is "udp" or "tcp". A service without a listen spec takes
+	// UDP, or TCP for http, on its well-known port.
 	Network string
 	// Addr is the local address and port; an unspecified address listens
 	// on every address.
 	Addr netip.AddrPort
+	// Root is the directory an http service serves (only for http).
+	Root string
 }
 
-// Listen is the service's listen spec: "udp:7" or "udp:10.0.0.1:7".
+// Listen is the service's listen spec: "udp:7", "tcp:10.0.0.1:80".
 func (s Service) Listen() string {
 	if s.Addr.Addr().IsUnspecified() || !s.Addr.Addr().IsValid() {
 		return fmt.Sprintf("%s:%d", s.Network, s.Addr.Port())
@@ -403,7 +408,7 @@ func parseServices(n node, ifs []Interface) ([]Service, error) {
 	var out []Service
 	used := map[Service]string{} // with Type cleared: socket -> path
 	for _, e := range list {
-		m, _, err := e.mapping("type", "listen")
+		m, _, err := e.mapping("type", "listen", "root")
 		if err != nil {
 			return nil, err
 		}
@@ -420,6 +425,9 @@ func parseServices(n node, ifs []Interface) ([]Service, error) {
 		}
 		l, ok := m["listen"]
 		listen := fmt.Sprintf("udp:%d", service.Port(svc.Type))
+		if !service.Datagram(svc.Type) {
+			listen = fmt.Sprintf("tcp:%d", service.Port(svc.Type))
+		}
 		if ok {
 			if listen, err = l.scalar(); err != nil {
 				return nil, err
@@ -429,6 +437,9 @@ func parseServices(n node, ifs []Interface) ([]Service, error) {
 		}
 		if svc.Network, svc.Addr, err = parseListen(listen); err != nil {
 			return nil, l.errorf("%v", err)
+		}
+		if svc.Network == "udp" && !service.Datagram(svc.Type) {
+			return nil, l.errorf("%s runs over TCP only (want tcp:PORT or tcp:ADDRESS:PORT)", svc.Type)
 		}
 		if a := svc.Addr.Addr(); !a.IsUnspecified() && !a.IsLoopback() && !isConfigured(ifs, a) {
 			return nil, l.errorf("%s is not an address of any configured interface", a)
@@ -440,23 +451,36 @@ func parseServices(n node, ifs []Interface) ([]Service, error) {
 			}
 		}
 		used[Service{Network: svc.Network, Addr: svc.Addr}] = l.path
+		r, ok := m["root"]
+		switch {
+		case ok && svc.Type != service.HTTP:
+			return nil, r.errorf("only http services have a root")
+		case ok:
+			if svc.Root, err = r.scalar(); err != nil {
+				return nil, err
+			}
+			if err := service.CheckRoot(svc.Root); err != nil {
+				return nil, r.errorf("%v", err)
+			}
+		case svc.Type == service.HTTP:
+			return nil, e.errorf("missing key \"root\" (the directory to serve)")
+		}
 		out = append(out, svc)
 	}
 	return out, nil
 }
 
-// parseListen parses "udp:PORT" or "udp:ADDRESS:PORT".
+// parseListen parses "NETWORK:PORT" or "NETWORK:ADDRESS:PORT", NETWORK
+// udp or tcp.
 func parseListen(s string) (network string, ap netip.AddrPort, err error) {
 	network, rest, ok := strings.Cut(s, ":")
 	if !ok {
-		return "", ap, fmt.Errorf("%q is not a listen spec (want udp:PORT or udp:ADDRESS:PORT)", s)
+		return "", ap, fmt.Errorf("%q is not a listen spec (want udp:PORT, tcp:PORT, or with ADDRESS: before PORT)", s)
 	}
 	switch network {
-	case "udp":
-	case "tcp":
-		return "", ap, errors.New("tcp services need TCP (not yet built)")
+	case "udp", "tcp":
 	default:
-		return "", ap, fmt.Errorf("%q: unknown network %q (want udp)", s, network)
+		return "", ap, fmt.Errorf("%q: unknown network %q (want udp or tcp)", s, network)
 	}
 	addr, port := netip.IPv4Unspecified(), rest
 	if i := strings.LastIndexByte(rest, ':'); i >= 0 {

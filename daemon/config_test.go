@@ -37,6 +37,10 @@ services:
   - {type: discard, listen: "udp:10.0.1.1:9"}
   - type: chargen
   - {type: daytime, listen: "udp:127.0.0.1:13"}
+  - {type: echo, listen: "tcp:7"}
+  - {type: chargen, listen: "tcp:10.0.1.1:19"}
+  - {type: http, root: .}
+  - {type: http, listen: "tcp:10.0.2.1:8080", root: ..}
 `
 
 func TestParseGood(t *testing.T) {
@@ -61,6 +65,10 @@ func TestParseGood(t *testing.T) {
 			{Type: "discard", Network: "udp", Addr: netip.MustParseAddrPort("10.0.1.1:9")},
 			{Type: "chargen", Network: "udp", Addr: netip.MustParseAddrPort("0.0.0.0:19")},
 			{Type: "daytime", Network: "udp", Addr: netip.MustParseAddrPort("127.0.0.1:13")},
+			{Type: "echo", Network: "tcp", Addr: netip.MustParseAddrPort("0.0.0.0:7")},
+			{Type: "chargen", Network: "tcp", Addr: netip.MustParseAddrPort("10.0.1.1:19")},
+			{Type: "http", Network: "tcp", Addr: netip.MustParseAddrPort("0.0.0.0:80"), Root: "."},
+			{Type: "http", Network: "tcp", Addr: netip.MustParseAddrPort("10.0.2.1:8080"), Root: ".."},
 		},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -161,17 +169,27 @@ func TestParseBad(t *testing.T) {
 		{"sysctl not a map", "sysctl: [a, b]\n",
 			`sysctl: want a mapping of keys to values, got a list`},
 		{"unknown service", "services:\n  - {type: qotd, listen: \"udp:17\"}\n",
-			`services[0].type: unknown service type "qotd" (want one of chargen, daytime, discard, echo)`},
-		{"tcp service", "services:\n  - {type: echo, listen: \"tcp:7\"}\n",
-			`services[0].listen: tcp services need TCP (not yet built)`},
+			`services[0].type: unknown service type "qotd" (want one of chargen, daytime, discard, echo, http)`},
+		{"http over udp", "services:\n  - {type: http, listen: \"udp:80\", root: .}\n",
+			`services[0].listen: http runs over TCP only (want tcp:PORT or tcp:ADDRESS:PORT)`},
+		{"http without root", "services:\n  - {type: http, listen: \"tcp:80\"}\n",
+			`services[0]: missing key "root" (the directory to serve)`},
+		{"http root missing", "services:\n  - {type: http, root: /nonexistent/ustack-www}\n",
+			`services[0].root: root "/nonexistent/ustack-www": no such file or directory`},
+		{"http root a file", "services:\n  - {type: http, root: config_test.go}\n",
+			`services[0].root: root "config_test.go" is not a directory`},
+		{"root on echo", "services:\n  - {type: echo, listen: \"tcp:7\", root: .}\n",
+			`services[0].root: only http services have a root`},
+		{"overlapping tcp services", iface + "services:\n  - {type: echo, listen: \"tcp:7\"}\n  - {type: discard, listen: \"tcp:10.0.0.1:7\"}\n",
+			`services[1].listen: tcp:10.0.0.1:7 overlaps services[0].listen`},
 		{"bad port", "services:\n  - {type: echo, listen: \"udp:70000\"}\n",
 			`services[0].listen: "udp:70000": "70000" is not a port (want 1 to 65535)`},
 		{"port zero", "services:\n  - {type: echo, listen: \"udp:0\"}\n",
 			`services[0].listen: "udp:0": "0" is not a port (want 1 to 65535)`},
 		{"no port", "services:\n  - {type: echo, listen: udp}\n",
-			`services[0].listen: "udp" is not a listen spec (want udp:PORT or udp:ADDRESS:PORT)`},
+			`services[0].listen: "udp" is not a listen spec (want udp:PORT, tcp:PORT, or with ADDRESS: before PORT)`},
 		{"bad network", "services:\n  - {type: echo, listen: \"sctp:7\"}\n",
-			`services[0].listen: "sctp:7": unknown network "sctp" (want udp)`},
+			`services[0].listen: "sctp:7": unknown network "sctp" (want udp or tcp)`},
 		{"bad listen address", "services:\n  - {type: echo, listen: \"udp:10.0.0.x:7\"}\n",
 			`services[0].listen: "udp:10.0.0.x:7": "10.0.0.x" is not an IPv4 address`},
 		{"foreign listen address", iface + "services:\n  - {type: echo, listen: \"udp:10.0.0.2:7\"}\n",

@@ -149,13 +149,25 @@ func (d *Daemon) addInterface(ic Interface, open LinkOpener) error {
 }
 
 func (d *Daemon) startService(ctx context.Context, s Service, clk clock.Clock) error {
-	pc, err := socket.ListenUDP(d.st, s.Addr)
-	if err != nil {
-		return fmt.Errorf("service %s on %s: %w", s.Type, s.Listen(), err)
-	}
 	log := d.log.With("service", s.Type, "listen", s.Listen())
+	o := service.Options{Clock: clk, Logger: log, Root: s.Root}
+	var serve func() error
+	switch s.Network {
+	case "tcp":
+		ln, err := socket.ListenTCP(d.st, s.Addr)
+		if err != nil {
+			return fmt.Errorf("service %s on %s: %w", s.Type, s.Listen(), err)
+		}
+		serve = func() error { return service.ServeListener(ctx, s.Type, ln, o) }
+	default:
+		pc, err := socket.ListenUDP(d.st, s.Addr)
+		if err != nil {
+			return fmt.Errorf("service %s on %s: %w", s.Type, s.Listen(), err)
+		}
+		serve = func() error { return service.Serve(ctx, s.Type, pc, o) }
+	}
 	d.wg.Go(func() {
-		err := service.Serve(ctx, s.Type, pc, service.Options{Clock: clk, Logger: log})
+		err := serve()
 		if err != nil {
 			log.Error("service stopped", "err", err)
 			d.mu.Lock()

@@ -1,10 +1,15 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -198,6 +203,98 @@ func TestRun(t *testing.T) {
 		err = Run(context.Background(), cfg, nil)
 		if err == nil || !strings.HasPrefix(err.Error(), "interface eth0: ") {
 			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func TestTCPServices(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		root := t.TempDir()
+		file := make([]byte, 100000)
+		for i := range file {
+			file[i] = byte(i * 13)
+		}
+		if err := os.WriteFile(filepath.Join(root, "data.bin"), file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ParseConfig([]byte(`
+interfaces:
+  - {name: eth0, link: "tap:a", addresses: [10.0.1.1/24]}
+services:
+  - {type: echo, listen: "tcp:7"}
+  - {type: daytime, listen: "tcp:10.0.1.1:13"}
+  - {type: http, listen: "tcp:80", root: "` + root + `"}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := newPipes(t, "tap:a")
+		d, err := Start(cfg, Options{OpenLink: p.open})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		a := p.host(t, "tap:a", "10.0.1.2/24", "")
+
+		// echo: what goes in comes back, and the service closes when
+		// the client half-closes.
+		c, err := socket.DialTCP(a, netip.AddrPort{}, netip.MustParseAddrPort("10.0.1.1:7"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("hello over tcp"))
+		c.CloseWrite()
+		if got, err := io.ReadAll(c); err != nil || string(got) != "hello over tcp" {
+			t.Errorf("echo: %q, %v", got, err)
+		}
+
+		// daytime: one line, then the server closes.
+		c2, err := socket.DialTCP(a, netip.AddrPort{}, netip.MustParseAddrPort("10.0.1.1:13"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		if got, err := io.ReadAll(c2); err != nil || !strings.HasSuffix(string(got), "\r\n") {
+			t.Errorf("daytime: %q, %v", got, err)
+		}
+
+		// http: the whole file, and a range of it.
+		tr := &http.Transport{DialContext: (&socket.Dialer{Stack: a}).DialContext}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		resp, err := client.Get("http://10.0.1.1/data.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, file) {
+			t.Errorf("GET: status %d, %d bytes, %v", resp.StatusCode, len(body), err)
+		}
+		req, _ := http.NewRequest("GET", "http://10.0.1.1/data.bin", nil)
+		req.Header.Set("Range", "bytes=1000-1999")
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, file[1000:2000]) ||
+			resp.Header.Get("Content-Range") != "bytes 1000-1999/100000" {
+			t.Errorf("range GET: status %d, %d bytes, Content-Range %q, %v", resp.StatusCode, len(body), resp.Header.Get("Content-Range"), err)
+		}
+		resp, err = client.Get("http://10.0.1.1/missing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET /missing: status %d", resp.StatusCode)
+		}
+		tr.CloseIdleConnections()
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
 		}
 	})
 }

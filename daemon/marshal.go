@@ -63,6 +63,9 @@ func (c *Config) Marshal() []byte {
 			m := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
 			add(m, "type", str(s.Type))
 			add(m, "listen", str(s.Listen()))
+			if s.Root != "" {
+				add(m, "root", str(s.Root))
+			}
 			seq.Content = append(seq.Content, m)
 		}
 		add(root, "services", seq)

@@ -1,6 +1,7 @@
 // Package service holds the small inetd-style services a host runs
 // itself: echo (RFC 862), discard (RFC 863), character generator (RFC 864)
-// and daytime (RFC 867).
+// and daytime (RFC 867), over datagrams or streams, and a static file
+// server over HTTP (streams only).
 //
 // It sits above the socket layer and knows only the net interfaces: a
 // service runs over any net.PacketConn (UDP) or net.Listener (TCP), from
@@ -30,9 +31,12 @@ const (
 	Discard = "discard"
 	Chargen = "chargen"
 	Daytime = "daytime"
+	// HTTP serves the files under Options.Root (streams only).
+	HTTP = "http"
 )
 
-// Port is the well-known port of a kind (RFC 862, 863, 864, 867), or 0.
+// Port is the well-known port of a kind (RFC 862, 863, 864, 867; 80 for
+// HTTP), or 0.
 func Port(kind string) uint16 {
 	switch kind {
 	case Echo:
@@ -43,15 +47,21 @@ func Port(kind string) uint16 {
 		return 13
 	case Chargen:
 		return 19
+	case HTTP:
+		return 80
 	}
 	return 0
 }
 
 // Kinds lists the service kinds, sorted.
-func Kinds() []string { return []string{Chargen, Daytime, Discard, Echo} }
+func Kinds() []string { return []string{Chargen, Daytime, Discard, Echo, HTTP} }
 
 // Known reports whether kind names a built-in service.
 func Known(kind string) bool { return slices.Contains(Kinds(), kind) }
+
+// Datagram reports whether kind runs over datagrams (Serve) as well as
+// streams (ServeListener).
+func Datagram(kind string) bool { return Known(kind) && kind != HTTP }
 
 // Options configure a service. The zero value works.
 type Options struct {
@@ -64,6 +74,8 @@ type Options struct {
 	Rand *rand.Rand
 	// Logger receives one line per failed read or write; default discard.
 	Logger *slog.Logger
+	// Root is the directory the http service serves; required for it.
+	Root string
 }
 
 func (o Options) withDefaults() Options {
@@ -84,6 +96,9 @@ func (o Options) withDefaults() Options {
 
 // ErrUnknown is returned for a kind that is not a built-in service.
 var ErrUnknown = errors.New("service: unknown service")
+
+// ErrStreamOnly is returned by Serve for a kind that has no datagram form.
+var ErrStreamOnly = errors.New("service: http runs over streams only")
 
 // maxDatagram is the largest request a datagram service reads.
 const maxDatagram = 65535
@@ -159,6 +174,8 @@ func newPacketHandler(kind string, o Options) (packetHandler, error) {
 		return func([]byte) ([]byte, bool) {
 			return []byte(DaytimeString(o.Clock.Now(), o.Location)), true
 		}, nil
+	case HTTP:
+		return nil, ErrStreamOnly
 	}
 	return nil, fmt.Errorf("%w %q (want one of %v)", ErrUnknown, kind, Kinds())
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -191,58 +193,165 @@ func TestServeUnknown(t *testing.T) {
 
 // TestStream runs the stream services over the host's TCP on loopback.
 func TestStream(t *testing.T) {
-	clk := clock.NewFake(time.Date(2024, 7, 1, 12, 0, 0, 0, time.UTC))
 	for _, kind := range Kinds() {
+		if !Datagram(kind) {
+			continue // http: TestHTTP
+		}
 		t.Run(kind, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- ServeListener(ctx, kind, ln, Options{Clock: clk, Location: time.UTC}) }()
-			c, err := net.Dial("tcp", ln.Addr().String())
+			checkStream(t, kind, ln, func() (net.Conn, error) { return net.Dial("tcp", ln.Addr().String()) })
+		})
+	}
+}
+
+// TestStreamOverStack runs the stream services over ustack's TCP.
+func TestStreamOverStack(t *testing.T) {
+	for _, kind := range Kinds() {
+		if !Datagram(kind) {
+			continue
+		}
+		t.Run(kind, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				client, server := pair(t)
+				ln, err := socket.Listen(server, "tcp", ":7")
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkStream(t, kind, ln, func() (net.Conn, error) { return socket.Dial(client, "tcp", "10.0.0.2:7") })
+			})
+		})
+	}
+}
+
+// checkStream serves kind on ln, talks to it over a connection dial
+// makes, and stops it.
+func checkStream(t *testing.T, kind string, ln net.Listener, dial func() (net.Conn, error)) {
+	t.Helper()
+	clk := clock.NewFake(time.Date(2024, 7, 1, 12, 0, 0, 0, time.UTC))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeListener(ctx, kind, ln, Options{Clock: clk, Location: time.UTC}) }()
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	switch kind {
+	case Echo:
+		c.Write([]byte("ping\n"))
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping\n" {
+			t.Errorf("echo: %q, %v", b, err)
+		}
+	case Discard:
+		c.Write([]byte("gone"))
+		c.(interface{ CloseWrite() error }).CloseWrite()
+		if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+			t.Errorf("discard: %q, %v", b, err)
+		}
+	case Chargen:
+		b := make([]byte, 2*chargenLineLen)
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatal(err)
+		}
+		if want := (&chargen{}).datagram(nil, len(b)); !bytes.Equal(b, want) {
+			t.Errorf("chargen: got %q, want %q", b, want)
+		}
+	case Daytime:
+		b, err := io.ReadAll(c)
+		if want := "Monday, July 1, 2024 12:00:00-UTC\r\n"; err != nil || string(b) != want {
+			t.Errorf("daytime: %q, %v; want %q", b, err, want)
+		}
+	}
+	// Cancelling stops the service and closes the connection.
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("ServeListener: %v", err)
+	}
+	if kind != Daytime && kind != Discard {
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("connection after stop: %v", err)
+		}
+	}
+}
+
+// TestHTTP serves a directory over ustack's TCP and fetches a file whole
+// and in ranges.
+func TestHTTP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		root := t.TempDir()
+		file := []byte(strings.Repeat("0123456789abcdef", 4096))
+		if err := os.WriteFile(root+"/f.txt", file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		client, server := pair(t)
+		ln, err := socket.Listen(server, "tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ServeListener(ctx, HTTP, ln, Options{Root: root}) }()
+		tr := &http.Transport{DialContext: (&socket.Dialer{Stack: client}).DialContext}
+		hc := &http.Client{Transport: tr}
+		get := func(rng string) (*http.Response, []byte) {
+			t.Helper()
+			req, _ := http.NewRequest("GET", "http://10.0.0.2/f.txt", nil)
+			if rng != "" {
+				req.Header.Set("Range", rng)
+			}
+			resp, err := hc.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
-			switch kind {
-			case Echo:
-				c.Write([]byte("ping\n"))
-				b := make([]byte, 5)
-				if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping\n" {
-					t.Errorf("echo: %q, %v", b, err)
-				}
-			case Discard:
-				c.Write([]byte("gone"))
-				c.(*net.TCPConn).CloseWrite()
-				if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
-					t.Errorf("discard: %q, %v", b, err)
-				}
-			case Chargen:
-				b := make([]byte, 2*chargenLineLen)
-				if _, err := io.ReadFull(c, b); err != nil {
-					t.Fatal(err)
-				}
-				if want := (&chargen{}).datagram(nil, len(b)); !bytes.Equal(b, want) {
-					t.Errorf("chargen: got %q, want %q", b, want)
-				}
-			case Daytime:
-				b, err := io.ReadAll(c)
-				if want := "Monday, July 1, 2024 12:00:00-UTC\r\n"; err != nil || string(b) != want {
-					t.Errorf("daytime: %q, %v; want %q", b, err, want)
-				}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
 			}
-			// Cancelling stops the service and closes the connection.
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("ServeListener: %v", err)
-			}
-			if kind != Daytime && kind != Discard {
-				if _, err := io.ReadAll(c); err != nil {
-					t.Errorf("connection after stop: %v", err)
-				}
-			}
-		})
+			return resp, b
+		}
+		if resp, b := get(""); resp.StatusCode != 200 || !bytes.Equal(b, file) {
+			t.Errorf("GET: %d, %d bytes", resp.StatusCode, len(b))
+		}
+		if resp, b := get("bytes=16-31"); resp.StatusCode != 206 || string(b) != "0123456789abcdef" ||
+			resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 16-31/%d", len(file)) {
+			t.Errorf("range GET: %d %q %q", resp.StatusCode, b, resp.Header.Get("Content-Range"))
+		}
+		if resp, b := get("bytes=-4"); resp.StatusCode != 206 || string(b) != "cdef" {
+			t.Errorf("suffix range GET: %d %q", resp.StatusCode, b)
+		}
+		if resp, _ := get(fmt.Sprintf("bytes=%d-", len(file)+10)); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+			t.Errorf("unsatisfiable range: %d", resp.StatusCode)
+		}
+		tr.CloseIdleConnections()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeListener: %v", err)
+		}
+	})
+}
+
+func TestHTTPBadRoot(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ServeListener(context.Background(), HTTP, ln, Options{Root: "/nonexistent/ustack"})
+	if err == nil || err.Error() != `service http: root "/nonexistent/ustack": no such file or directory` {
+		t.Errorf("ServeListener: %v", err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("listener not closed: %v", err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Serve(context.Background(), HTTP, pc, Options{}); !errors.Is(err, ErrStreamOnly) {
+		t.Errorf("Serve(http) = %v, want ErrStreamOnly", err)
 	}
 }

@@ -12,12 +12,16 @@ import (
 // ServeListener runs the service kind over the connections ln accepts until
 // ctx is done, one goroutine per connection. It owns ln and closes it, and
 // every connection, before it returns. It returns nil once ctx is done, or
-// the error that stopped accepting.
+// the error that stopped accepting. The http kind serves o.Root, which
+// must be a directory.
 func ServeListener(ctx context.Context, kind string, ln net.Listener, o Options) error {
 	o = o.withDefaults()
 	if !Known(kind) {
 		ln.Close()
 		return fmt.Errorf("%w %q (want one of %v)", ErrUnknown, kind, Kinds())
+	}
+	if kind == HTTP {
+		return serveHTTP(ctx, ln, o)
 	}
 	var (
 		wg    sync.WaitGroup

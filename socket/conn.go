@@ -21,6 +21,12 @@ func newBase(network string, local func() net.Addr) base {
 	return base{network: network, local: local, rd: newDeadline(true), wd: newDeadline(false), done: make(chan struct{})}
 }
 
+// newStreamBase is newBase for a socket whose writes block (TCP): its
+// write deadline has a timer, so a blocked write wakes when it passes.
+func newStreamBase(network string, local func() net.Addr) base {
+	return base{network: network, local: local, rd: newDeadline(true), wd: newDeadline(true), done: make(chan struct{})}
+}
+
 func (c *base) isClosed() bool {
 	select {
 	case <-c.done:
@@ -74,14 +80,25 @@ func (c *base) waitReadable(readable <-chan struct{}) {
 	}
 }
 
-// close runs release once, wakes blocked readers, and reports whether this
-// call was the one that closed.
+// waitWritable blocks until the endpoint signals, the write deadline
+// passes or the socket closes.
+func (c *base) waitWritable(writable <-chan struct{}) {
+	select {
+	case <-writable:
+	case <-c.wd.wait():
+	case <-c.done:
+	}
+}
+
+// close runs release once, wakes blocked readers and writers, and reports
+// whether this call was the one that closed.
 func (c *base) close(release func()) bool {
 	closed := false
 	c.once.Do(func() {
 		close(c.done)
 		release()
 		c.rd.stop()
+		c.wd.stop()
 		closed = true
 	})
 	return closed
@@ -108,7 +125,8 @@ func (c *base) SetReadDeadline(t time.Time) error {
 }
 
 // SetWriteDeadline sets the write deadline. Datagram writes never block, so
-// it only makes writes fail once it has passed.
+// there it only makes writes fail once it has passed; a stream write
+// blocked now sees the new one.
 func (c *base) SetWriteDeadline(t time.Time) error {
 	if c.isClosed() {
 		return c.setErr(net.ErrClosed)

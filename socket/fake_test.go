@@ -8,6 +8,7 @@ import (
 	"ustack/buf"
 	"ustack/proto"
 	"ustack/transport/icmp"
+	"ustack/transport/tcp"
 	"ustack/transport/udp"
 	"ustack/wire"
 )
@@ -25,6 +26,10 @@ type fakeStack struct {
 
 func (s *fakeStack) UDP() *udp.Protocol   { return s.udp }
 func (s *fakeStack) ICMP() *icmp.Protocol { return s.icmp }
+
+// TCP is nil: the fake network carries no TCP (the TCP tests run on real
+// stacks over pipes).
+func (s *fakeStack) TCP() *tcp.Protocol { return nil }
 
 var (
 	hostA = netip.MustParseAddr("10.0.0.1")

@@ -3,16 +3,18 @@
 // net package, so that code written for net works unchanged.
 //
 // It owns deadlines, blocking and the shape of errors: every error is a
-// *net.OpError (Op "read", "write", "dial", "listen", "close", "set"),
-// errno values are wrapped in *os.SyscallError as net does, so errors.Is
-// works for net.ErrClosed, os.ErrDeadlineExceeded and syscall errnos such
-// as syscall.ECONNREFUSED. It keeps no goroutine per socket: a blocked read
-// waits on the endpoint's Readable channel, its deadline's channel (one
-// reusable timer per socket) and the socket's close channel.
+// *net.OpError (Op "read", "write", "dial", "listen", "accept", "close",
+// "set"), errno values are wrapped in *os.SyscallError as net does, so
+// errors.Is works for net.ErrClosed, os.ErrDeadlineExceeded and syscall
+// errnos such as syscall.ECONNREFUSED, and the end of a TCP stream is a
+// bare io.EOF. It keeps no goroutine per socket: a blocked read or write
+// waits on the endpoint's Readable or Writable channel, its deadline's
+// channel (one reusable timer per direction) and the socket's close
+// channel.
 //
-// It does not implement protocols (transport/udp and transport/icmp do) and
-// does not resolve host names (only numeric addresses and "localhost").
-// TCP sockets will live here too once transport/tcp exists.
+// It does not implement protocols (transport/udp, transport/tcp and
+// transport/icmp do) and does not resolve host names (only numeric
+// addresses and "localhost").
 package socket
 
 import (
@@ -20,9 +22,11 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"ustack/transport/icmp"
+	"ustack/transport/tcp"
 	"ustack/transport/udp"
 )
 
@@ -30,6 +34,7 @@ import (
 type Provider interface {
 	UDP() *udp.Protocol
 	ICMP() *icmp.Protocol
+	TCP() *tcp.Protocol
 }
 
 // errMissingAddress is the error net returns for a write without an
@@ -65,15 +70,17 @@ func ipAddr(a netip.Addr) net.Addr {
 	return &net.IPAddr{IP: a.AsSlice(), Zone: a.Zone()}
 }
 
-// parseAddr parses "host:port" for a "udp", "udp4" or "udp6" network. An
-// empty host is the unspecified address of the family (IPv4 for "udp":
-// ustack has no dual-stack sockets), "localhost" the loopback address.
+// parseAddr parses "host:port" for a "udp", "udp4", "udp6", "tcp", "tcp4"
+// or "tcp6" network. An empty host is the unspecified address of the
+// family (IPv4 for "udp" and "tcp": ustack has no dual-stack sockets),
+// "localhost" the loopback address.
 func parseAddr(network, address string) (netip.AddrPort, error) {
 	switch network {
-	case "udp", "udp4", "udp6":
+	case "udp", "udp4", "udp6", "tcp", "tcp4", "tcp6":
 	default:
 		return netip.AddrPort{}, net.UnknownNetworkError(network)
 	}
+	v4only, v6only := strings.HasSuffix(network, "4"), strings.HasSuffix(network, "6")
 	host, service, err := net.SplitHostPort(address)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -84,11 +91,11 @@ func parseAddr(network, address string) (netip.AddrPort, error) {
 	}
 	var a netip.Addr
 	switch {
-	case host == "" && network == "udp6":
+	case host == "" && v6only:
 		a = netip.IPv6Unspecified()
 	case host == "":
 		a = netip.IPv4Unspecified()
-	case host == "localhost" && network == "udp6":
+	case host == "localhost" && v6only:
 		a = netip.IPv6Loopback()
 	case host == "localhost":
 		a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
@@ -98,7 +105,7 @@ func parseAddr(network, address string) (netip.AddrPort, error) {
 		}
 		a = a.Unmap()
 	}
-	if (network == "udp4" && !a.Is4()) || (network == "udp6" && a.Is4()) {
+	if (v4only && !a.Is4()) || (v6only && a.Is4()) {
 		return netip.AddrPort{}, &net.AddrError{Err: "no suitable address found", Addr: address}
 	}
 	return netip.AddrPortFrom(a, port), nil

@@ -25,6 +25,11 @@ var (
 // "udp6"; address is "host:port" with a numeric host (empty: every local
 // address; port 0 or empty: an ephemeral port). It returns a *UDPConn.
 func ListenPacket(p Provider, network, address string) (net.PacketConn, error) {
+	switch network {
+	case "udp", "udp4", "udp6":
+	default:
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
 	la, err := parseAddr(network, address)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}

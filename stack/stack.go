@@ -1,6 +1,6 @@
 // Package stack composes a ustack instance: interfaces over links,
 // addresses, the routing table, the neighbour caches, the protocols (ARP,
-// IPv4, UDP, ICMP echo), tunables, counters and the socket table. It is the
+// IPv4, UDP, TCP, ICMP echo), tunables, counters and the socket table. It is the
 // composition layer and holds no protocol logic: it wires the protocol
 // packages together through the contracts in proto.
 //
@@ -25,6 +25,7 @@ import (
 	"ustack/network/route"
 	"ustack/proto"
 	"ustack/transport/icmp"
+	"ustack/transport/tcp"
 	"ustack/transport/udp"
 	"ustack/wire"
 )
@@ -57,6 +58,7 @@ type Stack struct {
 	arp  *arp.Protocol
 	ipv4 *ipv4.Protocol
 	udp  *udp.Protocol
+	tcp  *tcp.Protocol
 	icmp *icmp.Protocol
 	net  netMux
 
@@ -96,7 +98,9 @@ func New(o Options) *Stack {
 	s.net = netMux{v4: s.ipv4}
 	s.udp = udp.New(&s.net, &s.sysctl, s.log)
 	s.icmp = icmp.New(&s.net, s.log)
+	s.tcp = tcp.New(&s.net, s.clk, &s.sysctl, s.log)
 	s.ipv4.RegisterTransport(s.udp)
+	s.ipv4.RegisterTransport(s.tcp)
 	s.ipv4.RegisterTransport(s.icmp)
 	s.netProtos = map[wire.EtherType]proto.NetworkProtocol{
 		wire.EtherTypeARP:  s.arp,
@@ -124,6 +128,9 @@ func (s *Stack) Logger() *slog.Logger { return s.log }
 
 // UDP is the UDP protocol (for the socket layer).
 func (s *Stack) UDP() *udp.Protocol { return s.udp }
+
+// TCP is the TCP protocol (for the socket layer).
+func (s *Stack) TCP() *tcp.Protocol { return s.tcp }
 
 // ICMP is the ICMP echo protocol (for ping sockets).
 func (s *Stack) ICMP() *icmp.Protocol { return s.icmp }
@@ -188,7 +195,7 @@ func (s *Stack) update(f func(t *ifaceTable)) {
 
 // VisitStats lists every counter of the stack: per interface (link and
 // framing), ARP and neighbour caches, IPv4, ICMP (the protocol, and its
-// echo sockets under icmp.socket.), UDP.
+// echo sockets under icmp.socket.), UDP, TCP.
 func (s *Stack) VisitStats(v stats.Visitor) {
 	for _, ifc := range s.Interfaces() {
 		ifc.visitStats(v)
@@ -197,6 +204,7 @@ func (s *Stack) VisitStats(v stats.Visitor) {
 	s.ipv4.VisitStats(v)
 	s.icmp.VisitStats(v)
 	s.udp.VisitStats(v)
+	s.tcp.VisitStats(v)
 }
 
 // Stats returns every counter by name.
@@ -211,6 +219,7 @@ func (s *Stack) Sockets() []proto.SocketInfo {
 	var out []proto.SocketInfo
 	f := func(i proto.SocketInfo) { out = append(out, i) }
 	s.udp.Sockets(f)
+	s.tcp.Sockets(f)
 	s.icmp.Sockets(f)
 	return out
 }
@@ -228,6 +237,7 @@ func (s *Stack) Close() error {
 	for _, ifc := range s.Interfaces() {
 		s.RemoveInterface(ifc.name)
 	}
+	s.tcp.Close()
 	s.ipv4.Close()
 	return nil
 }

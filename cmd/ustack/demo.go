@@ -37,13 +37,20 @@ var (
 // demoNet is the running demo network.
 type demoNet struct {
 	a, r, b *stack.Stack
+	// trace records the TCP segments on A's link.
+	trace *tracer
 	// stopEcho stops the echo service B runs from the echo step on.
 	stopEcho func() error
+	// cleanup stops what later steps started, last first.
+	cleanup []func()
 }
 
 func (n *demoNet) stacks() []*stack.Stack { return []*stack.Stack{n.a, n.r, n.b} }
 
 func (n *demoNet) Close() {
+	for i := len(n.cleanup) - 1; i >= 0; i-- {
+		n.cleanup[i]()
+	}
 	if n.stopEcho != nil {
 		n.stopEcho()
 	}
@@ -58,12 +65,13 @@ func buildDemoNet() (*demoNet, error) {
 	p1a, p1r := pipe.New(pipe.Config{Name: "ar", Seed: 0x0a0101})
 	p2r, p2b := pipe.New(pipe.Config{Name: "rb", Seed: 0x0b0202})
 	n := &demoNet{
-		a: stack.New(stack.Options{Name: "A"}),
-		r: stack.New(stack.Options{Name: "R"}),
-		b: stack.New(stack.Options{Name: "B"}),
+		a:     stack.New(stack.Options{Name: "A"}),
+		r:     stack.New(stack.Options{Name: "R"}),
+		b:     stack.New(stack.Options{Name: "B"}),
+		trace: newTracer(p1a),
 	}
 	steps := []func() error{
-		func() error { _, err := n.a.AddInterface("eth0", p1a); return err },
+		func() error { _, err := n.a.AddInterface("eth0", n.trace); return err },
 		func() error { _, err := n.r.AddInterface("eth0", p1r); return err },
 		func() error { _, err := n.r.AddInterface("eth1", p2r); return err },
 		func() error { _, err := n.b.AddInterface("eth0", p2b); return err },
@@ -164,6 +172,9 @@ func (c *cli) demo(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		{"traceroute-style TTL probes", demoTrace},
 		{"UDP echo service", demoEcho},
 		{"a 20 KB UDP datagram, fragmented and reassembled", demoFragments},
+		{"TCP: a connection A → B through R", demoHandshake},
+		{"TCP: a 4 MB bulk transfer", demoBulk},
+		{"HTTP: GET a file from B's http service", demoHTTP},
 		{"counters", demoCounters},
 	}
 	nr.steps = len(steps)

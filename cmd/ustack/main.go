@@ -48,8 +48,8 @@ func init() {
 	commands = []command{
 		{"ping", "[-c N] [-i interval] [-s size] [-W timeout] [-t ttl] --link SPEC --addr CIDR [--gw ADDR] HOST",
 			"send ICMP echo requests from a standalone stack", (*cli).ping},
-		{"nc", "-u [-l] [-w timeout] --link SPEC --addr CIDR [--gw ADDR] HOST PORT",
-			"copy stdin to a UDP peer and the peer to stdout, from a standalone stack", (*cli).nc},
+		{"nc", "[-u] [-l] [-w timeout] --link SPEC --addr CIDR [--gw ADDR] HOST PORT",
+			"copy stdin to a TCP (-u: UDP) peer and the peer to stdout, from a standalone stack", (*cli).nc},
 		{"impair", "--a IF1 --b IF2 [--delay D] [--jitter J] [--loss P] [--reorder P] [--dup P] [--corrupt P] [--rate R] [--seed N]",
 			"bridge two host interfaces through an impairing link (like netem)", (*cli).impair},
 		{"demo", "",

@@ -13,11 +13,14 @@ import (
 	"ustack/socket"
 )
 
-// nc is netcat over a standalone stack, with OpenBSD nc's semantics for
-// UDP: each read from stdin is sent as one datagram, each datagram
-// received is written to stdout. With -l it binds HOST PORT and talks to
-// the first peer that sends to it, ignoring others. It runs until
-// interrupted, or until -w seconds pass without a datagram from the peer.
+// nc is netcat over a standalone stack, with OpenBSD nc's semantics. Over
+// TCP (the default) it connects to HOST PORT, or with -l listens there and
+// accepts one connection, then copies stdin to the connection and the
+// connection to stdout (see ncTCP). With -u, each read from stdin is sent
+// as one datagram and each datagram received is written to stdout; with
+// -l it binds HOST PORT and talks to the first peer that sends to it,
+// ignoring others. It runs until interrupted, the TCP peer closes, or -w
+// seconds pass without data from the peer.
 func (c *cli) nc(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("nc", stderr)
 	var nf netFlags
@@ -28,9 +31,6 @@ func (c *cli) nc(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagStatus(err)
-	}
-	if !*udp {
-		return failf(stderr, "nc", 2, "tcp: not yet built (use -u for UDP)")
 	}
 	var host, port string
 	switch {
@@ -62,6 +62,9 @@ func (c *cli) nc(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return failf(stderr, "nc", 2, "%v", err)
 	}
 	defer sa.Close()
+	if !*udp {
+		return ncTCP(ctx, sa, ap, *listen, timeout, stdin, stdout, stderr)
+	}
 
 	var conn *socket.UDPConn
 	if *listen {

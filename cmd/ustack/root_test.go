@@ -6,9 +6,12 @@ package main
 // root.
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -147,5 +150,66 @@ func TestRootImpair(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^delayed +[1-9][0-9]* +[1-9][0-9]*$`).MatchString(string(rest)) {
 		t.Errorf("counters at exit:\n%s", rest)
+	}
+}
+
+// TestRootNCTCP runs nc over TCP against the kernel's TCP, both ways: as
+// a client of an echo server, and listening for socat.
+func TestRootNCTCP(t *testing.T) {
+	needRoot(t)
+	ns := vethNS(t)
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+
+	// Client: the kernel echoes one connection (a socket made inside the
+	// namespace, so it is listening before nc starts); at the end of
+	// stdin nc half-closes, the echo ends and closes, nc exits.
+	var ln net.Listener
+	ns.MustDo(t, func() (err error) { ln, err = net.Listen("tcp4", "10.200.1.1:7778"); return err })
+	defer ln.Close()
+	echoed := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			echoed <- err
+			return
+		}
+		defer c.Close()
+		if _, err = io.Copy(c, c); err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		echoed <- err
+	}()
+	code, out, errOut := cliIn(ns).runArgs(context.Background(), bytes.NewReader(data),
+		"nc", "--link", "afpacket:vU", "--addr", "10.200.1.2/24", "10.200.1.1", "7778")
+	if code != 0 || out != string(data) {
+		t.Errorf("nc to the kernel's echo: status %d, %d bytes back of %d, stderr %q", code, len(out), len(data), errOut)
+	}
+	if err := <-echoed; err != nil {
+		t.Errorf("kernel echo: %v", err)
+	}
+
+	// Listening: socat connects, receives what nc reads from stdin, and
+	// closes at its end; nc then exits.
+	file := filepath.Join(t.TempDir(), "received")
+	done := make(chan int, 1)
+	var stderr buffer
+	go func() {
+		done <- cliIn(ns).run(context.Background(), []string{"nc", "-l", "--link", "afpacket:vU", "--addr", "10.200.1.2/24", "10.200.1.2", "7779"},
+			bytes.NewReader(data), io.Discard, &stderr)
+	}()
+	ns.Run(t, "socat", "-u", "TCP4:10.200.1.2:7779,retry=50,interval=0.1", "CREATE:"+file)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("nc -l: status %d, stderr %q", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nc -l did not exit after the peer closed")
+	}
+	if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("socat received %d bytes of %d, %v", len(got), len(data), err)
 	}
 }

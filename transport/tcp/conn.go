@@ -1,0 +1,725 @@
+package tcp
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"ustack/buf"
+	"ustack/internal/seqnum"
+	"ustack/proto"
+	"ustack/transport/tcp/cc"
+	"ustack/wire"
+)
+
+// The connection engine: one TCP connection's state machine (RFC 9293
+// §3.3.2), from the SYN it sends or the handshake a listener completed to
+// CLOSED. It does no I/O of its own: segments go out through the
+// protocol's proto.Network, time comes from the protocol's clock and every
+// timer is a clock.AfterFunc. One mutex per connection guards everything;
+// there is no goroutine per connection. Calls that leave the connection
+// (writing packets, unhashing it) are made after the mutex is released
+// (unlock), so a network that loops packets back inline cannot deadlock.
+//
+// Files: conn.go (the type, its life, the API the socket layer uses),
+// input.go (segment arrival), output.go (segment building and the send
+// decision), sendq.go and recvq.go (the byte queues), sack.go (the
+// retransmission scoreboard and SACK blocks), recovery.go (RFC 6675 with
+// PRR, RFC 6582, undo), rack.go (RACK-TLP), rate.go (delivery rate),
+// rtt.go (RFC 6298), timer.go (every timer), info.go (TCP_INFO).
+
+// State is a connection state (RFC 9293 §3.3.2).
+type State uint8
+
+const (
+	StateClosed State = iota
+	StateListen
+	StateSynSent
+	StateSynReceived
+	StateEstablished
+	StateFinWait1
+	StateFinWait2
+	StateCloseWait
+	StateClosing
+	StateLastAck
+	StateTimeWait
+)
+
+var stateNames = [...]string{"CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED",
+	"FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"}
+
+var ssNames = [...]string{"UNCONN", "LISTEN", "SYN-SENT", "SYN-RECV", "ESTAB",
+	"FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "STATE(" + string(rune('0'+s)) + ")"
+}
+
+// ssName is the state as ss(8) prints it.
+func (s State) ssName() string {
+	if int(s) < len(ssNames) {
+		return ssNames[s]
+	}
+	return s.String()
+}
+
+// synchronized reports whether the state is one where both ISNs are
+// known (RFC 9293 §3.5.2).
+func (s State) synchronized() bool { return s >= StateSynReceived }
+
+// Conn is one TCP connection. Its methods are safe for concurrent use and
+// never block: Read and Write return ErrWouldBlock, and the socket layer
+// waits on Readable, Writable and Done.
+type Conn struct {
+	p   *Protocol
+	tid connID
+
+	readable, writable chan struct{}
+	done               chan struct{}
+
+	mu sync.Mutex // guards everything below
+
+	st    State
+	route proto.Route
+	opts  Options
+	ipHdr int // IP header length: 20 or 40
+
+	// User-side state.
+	closed     bool  // Close or Abort called: the connection is an orphan
+	connected  bool  // reached ESTABLISHED once
+	sndShut    bool  // FIN queued (CloseWrite or Close)
+	rcvFin     bool  // the peer's FIN is in the stream (EOF after the queue)
+	hardErr    error // why the connection ended (Read, Write)
+	errTaken   bool  // hardErr was returned by Err once
+	softErr    error // an ICMP error not fatal yet (SO_ERROR)
+	doneClosed bool
+	removed    bool // the connection is over: p.remove is due
+	doneRemove bool // p.remove called
+
+	// Send sequence space (RFC 9293 §3.3.1). sndNxt is the highest
+	// sequence number sent plus one; retransmissions do not move it.
+	iss, sndUna, sndNxt seqnum.Value
+	sndWnd              int // the peer's window, scaled
+	maxSndWnd           int
+	sndWl1, sndWl2      seqnum.Value
+	sndWS, rcvWS        uint8 // window shifts (RFC 7323 §2.3); 0 when not agreed
+	wsOK                bool
+	peerMSS             int // the peer's MSS option (536 without one)
+	pmtu                int // path MTU: the route's, lowered by ICMP
+	mssBase             int // largest segment payload without options
+	smss                int // sender MSS: mssBase less the fixed options
+	sendq               sendQueue
+	sb                  scoreboard
+	sndBuf              int  // send buffer limit (bytes queued)
+	sndBufFixed         bool // SetSendBuffer called
+	synRetries          int  // SYN or SYN-ACK retransmissions
+	synSentAt           time.Time
+	offer               struct{ ws, sack, ts bool } // what our SYN offered
+	cwndLimited         bool                        // the last output stopped at cwnd
+	txCount             uint64                      // transmissions made (txSeg.txn)
+	finSeq              seqnum.Value
+	finQueued           bool // sndShut and finSeq valid
+
+	// Receive sequence space.
+	irs, rcvNxt seqnum.Value
+	rcvAdv      seqnum.Value // right edge of the window last advertised
+	rcvBuf      int
+	rcvBufFixed bool
+	advMSS      int // the MSS we announced
+	rcvMSS      int // estimate of the peer's segment size (delayed ACKs)
+	recvq       recvQueue
+	drs         drsState
+	oooFin      bool // a FIN is held beyond a hole, at oooFinSeq
+	oooFinSeq   seqnum.Value
+
+	// Options (RFC 7323, RFC 2018).
+	tsOK        bool
+	tsRecent    uint32
+	tsRecentAt  time.Time
+	tsOffset    uint32
+	lastAckSent seqnum.Value
+	sackOK      bool
+
+	// ACK generation (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
+	ackNow     bool // send an ACK at the end of this input
+	ackPending int  // bytes received and not yet acknowledged
+	quickAcks  int  // ACKs to send at once (quick-ACK mode)
+	batching   bool // inside deliverBatch: ACK decisions wait for its end
+	dsack      seqRange
+	hasDSACK   bool
+	chalStart  time.Time // challenge-ACK rate limit window (RFC 5961 §7)
+	chalCount  int
+
+	// Round-trip time (rtt.go), congestion control, recovery.
+	rtt   rttState
+	cc    cc.Controller
+	ccs   cc.State
+	rec   recoveryState
+	rack  rackState
+	rate  rateState
+	pace  paceState
+	undo  undoState
+	tim   timers
+	stats connInfoStats
+
+	// Keep-alive, persist, liveness.
+	lastRecv     time.Time // any segment received
+	lastDataRecv time.Time
+	lastDataSent time.Time
+	lastAckRecv  time.Time
+	keepProbes   int
+	probes       int // zero-window probes unanswered (any ACK answers)
+	persistShift int // persist interval doublings (until the window opens)
+	stallStart   time.Time
+
+	// Output waiting for unlock.
+	outq     []*buf.Packet
+	spare    []*buf.Packet
+	flushing bool
+	reuseSYN *segment // a SYN reusing this TIME-WAIT connection (RFC 6191)
+}
+
+// allocConn makes a connection with its channels and options.
+func allocConn(p *Protocol, id connID, r proto.Route, o Options) *Conn {
+	c := &Conn{
+		p:        p,
+		tid:      id,
+		readable: make(chan struct{}, 1),
+		writable: make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		route:    r,
+		opts:     o,
+		ipHdr:    wire.IPv4MinHeaderLen,
+		tsOffset: p.tsOffset(id),
+	}
+	if id.local.Addr().Is6() && !id.local.Addr().Is4In6() {
+		c.ipHdr = 40
+	}
+	c.pmtu = r.MTU
+	if c.pmtu <= 0 {
+		c.pmtu = 1500
+	}
+	c.advMSS = c.routeMSS()
+	c.sndBuf = int(p.tun.WmemDefault.Load())
+	if o.SendBuffer > 0 {
+		c.sndBuf, c.sndBufFixed = o.SendBuffer, true
+	}
+	c.rcvBuf = int(p.tun.RmemDefault.Load())
+	if o.RecvBuffer > 0 {
+		c.rcvBuf, c.rcvBufFixed = o.RecvBuffer, true
+	}
+	c.rtt.init(p)
+	now := p.clk.Now()
+	c.lastRecv, c.lastAckRecv = now, now
+	return c
+}
+
+// routeMSS is the largest MSS the path allows (RFC 6691: the MTU less the
+// fixed IP and TCP headers), clamped by Options.MSS.
+func (c *Conn) routeMSS() int {
+	m := c.pmtu - c.ipHdr - wire.TCPMinHeaderLen
+	if c.opts.MSS > 0 && c.opts.MSS < m {
+		m = c.opts.MSS
+	}
+	return max(m, minMSS)
+}
+
+// minMSS is the least MSS used (RFC 9293 §3.7.1 has 536 as the default;
+// Linux floors at 88 bytes for hostile MSS options).
+const minMSS = 88
+
+// wscaleFor is our window shift: the least that lets a 16-bit window field
+// describe rmax bytes (RFC 7323 §2.3, at most 14).
+func wscaleFor(rmax int) uint8 {
+	s := uint8(0)
+	for s < wire.TCPMaxWScale && (65535<<s) < rmax {
+		s++
+	}
+	return s
+}
+
+// initCC makes the congestion controller. Called with mu held or before
+// the connection is shared.
+func (c *Conn) initCC(name string) error {
+	if name == "" {
+		name = c.p.tun.ccName()
+	}
+	ctl, err := c.p.cc.New(name)
+	if err != nil {
+		return err
+	}
+	c.cc = ctl
+	return nil
+}
+
+// setMSS computes the sender MSS from the peer's MSS option and the path
+// (RFC 6691 §3: the payload is the MSS less the options in every segment).
+func (c *Conn) setMSS() {
+	m := min(c.peerMSS, c.routeMSS())
+	c.mssBase = max(m, minMSS)
+	c.smss = c.mssBase
+	if c.tsOK {
+		c.smss -= 12 // NOP, NOP, timestamps
+	}
+	c.ccs.MSS = c.smss
+}
+
+// newConn makes a connection for an active open (Dial); the protocol has
+// bound id and computed iss (isn.go). It sends the SYN and arms its
+// retransmission.
+func newConn(p *Protocol, id connID, iss seqnum.Value, o Options) (*Conn, error) {
+	r, err := p.net.Route(id.remote.Addr(), id.local.Addr(), 0)
+	if err != nil {
+		if errors.Is(err, proto.ErrNoRoute) {
+			err = syscall.ENETUNREACH
+		}
+		return nil, err
+	}
+	c := allocConn(p, id, r, o)
+	if err := c.initCC(o.CongestionControl); err != nil {
+		return nil, err
+	}
+	c.iss, c.sndUna, c.sndNxt = iss, iss, iss
+	c.sendq.init(iss + 1)
+	c.st = StateSynSent
+	if p.tun.WindowScaling.Load() {
+		// Room for auto-tuning up to rmem_max, or the buffer set.
+		space := int(p.tun.RmemMax.Load())
+		if c.rcvBufFixed {
+			space = c.rcvBuf
+		}
+		c.rcvWS = wscaleFor(space)
+	}
+	c.peerMSS = 536
+	c.mu.Lock()
+	c.sendSYN()
+	c.arm(tRexmt, c.rtt.current(c))
+	c.unlock()
+	p.stats.ActiveOpens.Inc()
+	return c, nil
+}
+
+// newEstablished makes a connection from a completed handshake (SYN queue
+// or cookie); it starts in ESTABLISHED.
+func newEstablished(p *Protocol, h *handshake) *Conn {
+	r, err := p.net.Route(h.id.remote.Addr(), h.id.local.Addr(), 0)
+	if err != nil {
+		r = proto.Route{Src: h.id.local.Addr(), Dst: h.id.remote.Addr(), NextHop: h.id.remote.Addr(), MTU: 1500}
+	}
+	c := allocConn(p, h.id, r, h.opts)
+	if c.initCC(h.opts.CongestionControl) != nil {
+		_ = c.initCC("")
+		if c.cc == nil {
+			_ = c.initCC("reno")
+		}
+	}
+	now := p.clk.Now()
+	c.iss, c.irs = h.iss, h.irs
+	c.sndUna, c.sndNxt = h.iss+1, h.iss+1
+	c.sendq.init(h.iss + 1)
+	c.rcvNxt = h.irs + 1
+	// The SYN-ACK advertised at most 65535 unscaled (RFC 7323 §2.2):
+	// accept anything up to that until our first window goes out.
+	c.rcvAdv = c.rcvNxt + 65535
+	c.lastAckSent = c.rcvNxt
+	if h.sndWScale >= 0 && h.rcvWScale >= 0 {
+		c.wsOK = true
+		c.sndWS, c.rcvWS = uint8(min(h.sndWScale, wire.TCPMaxWScale)), uint8(h.rcvWScale)
+	}
+	c.sndWnd = h.sndWnd
+	c.maxSndWnd = h.sndWnd
+	c.sndWl1, c.sndWl2 = h.irs+1, h.iss+1
+	c.sackOK = h.sackOK
+	c.tsOK = h.tsOK
+	c.tsRecent, c.tsRecentAt, c.tsOffset = h.tsRecent, now, h.tsOffset
+	c.peerMSS = h.mss
+	if c.peerMSS <= 0 {
+		c.peerMSS = 536
+	}
+	c.setMSS()
+	c.rcvMSS = min(c.advMSS, c.smss)
+	c.cc.Init(&c.ccs, now)
+	if h.rtt > 0 {
+		c.rtt.sample(c, h.rtt)
+	}
+	c.mu.Lock()
+	c.establish(now)
+	c.mu.Unlock()
+	return c
+}
+
+// establish enters ESTABLISHED: arms keep-alive, enters quick-ACK mode
+// and wakes a dialer.
+func (c *Conn) establish(now time.Time) {
+	c.st = StateEstablished
+	c.connected = true
+	c.quickAcks = quickAckSegments
+	c.stallStart = now
+	c.rtt.backoff = 0
+	c.armKeepalive()
+	signal(c.writable)
+	if c.sndShut {
+		c.queueFIN()
+	}
+}
+
+// quickAckSegments is how many segments are acknowledged at once after
+// the handshake and after a hole, before delayed ACKs resume.
+const quickAckSegments = 16
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// unlock releases mu, then writes the segments queued while it was held
+// and does the deferred calls into the protocol. A connection that is
+// already flushing (another goroutine in this loop) leaves its segments to
+// that goroutine, so segments leave in the order they were made.
+func (c *Conn) unlock() {
+	if c.flushing || (len(c.outq) == 0 && !c.pendingProtocolWork()) {
+		c.mu.Unlock()
+		return
+	}
+	c.flushing = true
+	for len(c.outq) > 0 || c.pendingProtocolWork() {
+		q := c.outq
+		c.outq = c.spare[:0]
+		c.spare = nil
+		remove := c.removed && !c.doneRemove
+		if remove {
+			c.doneRemove = true
+		}
+		reuse := c.reuseSYN
+		c.reuseSYN = nil
+		r := c.route
+		c.mu.Unlock()
+		for i, pkt := range q {
+			if err := c.p.net.WritePacket(r, wire.IPProtoTCP, proto.WriteParams{DF: true}, pkt); err != nil {
+				c.p.log.Debug("tcp: write", "conn", c.tid.String(), "err", err)
+			}
+			q[i] = nil
+		}
+		if remove {
+			c.p.remove(c)
+		}
+		if reuse != nil {
+			c.p.reuseTimeWait(c, reuse)
+		}
+		c.mu.Lock()
+		if c.spare == nil {
+			c.spare = q[:0]
+		}
+	}
+	c.flushing = false
+	c.mu.Unlock()
+}
+
+func (c *Conn) pendingProtocolWork() bool {
+	return (c.removed && !c.doneRemove) || c.reuseSYN != nil
+}
+
+// String is the connection's 4-tuple.
+func (id connID) String() string { return id.local.String() + "->" + id.remote.String() }
+
+// toClosed ends the connection: CLOSED, timers stopped, the send side
+// released, the error recorded for Read and Write, waiters woken, and the
+// connection unhashed once mu is released.
+func (c *Conn) toClosed(err error) {
+	if c.st == StateClosed && c.removed {
+		return
+	}
+	c.st = StateClosed
+	c.tim.stopAll()
+	c.sendq.release()
+	c.sb.reset()
+	if c.closed {
+		c.recvq.release()
+	}
+	if err != nil && c.hardErr == nil {
+		c.hardErr = err
+	}
+	c.closeDone()
+	signal(c.readable)
+	signal(c.writable)
+	c.removed = true
+}
+
+// closeDone closes the Done channel once.
+func (c *Conn) closeDone() {
+	if !c.doneClosed {
+		c.doneClosed = true
+		close(c.done)
+	}
+}
+
+// ---- The API the socket layer uses. ----
+
+// LocalAddr is the connection's local address and port.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.tid.local }
+
+// RemoteAddr is the peer's address and port.
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.tid.remote }
+
+// id is the connection's 4-tuple.
+func (c *Conn) id() connID { return c.tid }
+
+// state is the connection's state.
+func (c *Conn) state() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
+// Readable returns a channel with a buffer of one that receives a value
+// when data, the peer's FIN or an error arrives. It is never closed.
+func (c *Conn) Readable() <-chan struct{} { return c.readable }
+
+// Writable returns a channel with a buffer of one that receives a value
+// when send-buffer space frees up, when the connection is established and
+// on an error. It is never closed.
+func (c *Conn) Writable() <-chan struct{} { return c.writable }
+
+// Done is closed when the connection reaches CLOSED or TIME-WAIT.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Connected reports whether the handshake completed.
+func (c *Conn) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected
+}
+
+// Err returns and clears the pending error (SO_ERROR): the error that
+// ended the connection (once), or an ICMP error that has not ended it.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hardErr != nil && !c.errTaken {
+		c.errTaken = true
+		return c.hardErr
+	}
+	err := c.softErr
+	c.softErr = nil
+	return err
+}
+
+// Read copies received data into b without blocking. It returns
+// ErrWouldBlock when nothing is queued, io.EOF once the peer's FIN has
+// been reached, the error that ended the connection (ECONNRESET,
+// ETIMEDOUT, ECONNREFUSED, ...) as a syscall.Errno, and net.ErrClosed
+// after Close.
+func (c *Conn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	if c.recvq.n > 0 {
+		if len(b) == 0 {
+			return 0, nil
+		}
+		n := c.recvq.read(b)
+		c.afterRead(n)
+		return n, nil
+	}
+	if c.hardErr != nil {
+		return 0, c.hardErr
+	}
+	if c.rcvFin {
+		return 0, io.EOF
+	}
+	if c.st == StateClosed {
+		return 0, io.EOF
+	}
+	return 0, ErrWouldBlock
+}
+
+// Write copies as much of b as fits in the send buffer and returns how
+// much; ErrWouldBlock when nothing fits (or the handshake is not done).
+// Errors: EPIPE after CloseWrite, the error that ended the connection,
+// net.ErrClosed after Close.
+func (c *Conn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	if c.hardErr != nil {
+		return 0, c.hardErr
+	}
+	if c.sndShut {
+		return 0, syscall.EPIPE
+	}
+	switch c.st {
+	case StateSynSent, StateSynReceived:
+		return 0, ErrWouldBlock
+	case StateEstablished, StateCloseWait:
+	default:
+		return 0, syscall.EPIPE
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	space := c.sndBufLimit() - c.sendq.len()
+	if space <= 0 {
+		return 0, ErrWouldBlock
+	}
+	n := min(len(b), space)
+	c.sendq.write(b[:n])
+	c.output()
+	return n, nil
+}
+
+// sndBufLimit is the send buffer: the set size, or grown with the
+// congestion window up to net.inet.tcp.wmem_max (Linux tcp_sndbuf_expand).
+func (c *Conn) sndBufLimit() int {
+	if c.sndBufFixed {
+		return c.sndBuf
+	}
+	want := 2 * max(c.ccs.CWnd, c.sndWnd/2)
+	if want > c.sndBuf {
+		c.sndBuf = min(want, int(c.p.tun.WmemMax.Load()))
+	}
+	return c.sndBuf
+}
+
+// CloseWrite queues a FIN after the data already written (shutdown
+// SHUT_WR). Writes then fail with EPIPE.
+func (c *Conn) CloseWrite() error {
+	c.mu.Lock()
+	defer c.unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
+	if c.sndShut {
+		return nil
+	}
+	switch c.st {
+	case StateSynSent, StateSynReceived:
+		c.sndShut = true // the FIN follows the handshake
+		return nil
+	case StateEstablished, StateCloseWait:
+		c.sndShut = true
+		c.queueFIN()
+		c.output()
+		return nil
+	}
+	if c.hardErr != nil {
+		return c.hardErr
+	}
+	return syscall.ENOTCONN
+}
+
+// queueFIN marks the end of the stream: the FIN follows the queued data
+// (RFC 9293 §3.10.4, CLOSE call).
+func (c *Conn) queueFIN() {
+	c.sndShut = true
+	if !c.finQueued {
+		c.finQueued = true
+		c.finSeq = c.sendq.end()
+	}
+	switch c.st {
+	case StateEstablished:
+		c.st = StateFinWait1
+	case StateCloseWait:
+		c.st = StateLastAck
+	}
+}
+
+// Close closes the connection without blocking: the queued data and a FIN
+// go out in the background. It resets the connection instead when unread
+// data is queued (as Linux does, RFC 9293 §3.10.4 leaves it open) or when
+// linger is on with a zero timeout. Later calls return net.ErrClosed.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	switch {
+	case c.st == StateClosed:
+		c.recvq.release()
+		c.removed = true
+		c.closeDone()
+		return nil
+	case c.st == StateSynSent:
+		c.toClosed(nil)
+		return nil
+	case c.opts.LingerOn && c.opts.Linger == 0:
+		c.p.stats.AbortOnLinger.Inc()
+		c.resetAndClose()
+		return nil
+	case c.recvq.n > 0:
+		c.p.stats.AbortOnClose.Inc()
+		c.resetAndClose()
+		return nil
+	}
+	c.recvq.release()
+	switch c.st {
+	case StateSynReceived, StateEstablished, StateCloseWait:
+		c.queueFIN()
+		c.output()
+	case StateFinWait2:
+		c.armFinWait2()
+	}
+	signal(c.readable)
+	signal(c.writable)
+	return nil
+}
+
+// Abort resets the connection at once (RFC 9293 §3.10.5).
+func (c *Conn) Abort() {
+	c.mu.Lock()
+	defer c.unlock()
+	c.closed = true
+	if c.st == StateClosed {
+		c.recvq.release()
+		c.removed = true
+		c.closeDone()
+		return
+	}
+	c.resetAndClose()
+}
+
+// resetAndClose sends RST (in synchronized states) and closes.
+func (c *Conn) resetAndClose() {
+	if c.st.synchronized() && c.st != StateTimeWait {
+		c.sendRST(c.sndNxt)
+	}
+	c.toClosed(nil)
+}
+
+// reuseTimeWait ends TIME-WAIT early so that a new connection (Dial) can
+// take the 4-tuple, when timestamps make it safe: the new incarnation's
+// segments carry newer timestamps than any old duplicate, which the peer's
+// PAWS rejects (RFC 6191; Linux tcp_tw_reuse waits one second for the
+// timestamp clock to move on). It reports whether it did.
+func (c *Conn) reuseTimeWait(now time.Time) bool {
+	c.mu.Lock()
+	defer c.unlock()
+	if c.st != StateTimeWait || !c.tsOK || now.Sub(c.tsRecentAt) < time.Second {
+		return false
+	}
+	c.p.stats.TimeWaitReused.Inc()
+	c.toClosed(nil)
+	return true
+}
+
+// info describes the connection for listings.
+func (c *Conn) info() proto.SocketInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return proto.SocketInfo{Proto: "tcp", Local: c.tid.local, Remote: c.tid.remote,
+		State: c.st.ssName(), RecvQ: c.recvq.n, SendQ: c.sendq.len()}
+}
