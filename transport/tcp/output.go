@@ -355,7 +355,8 @@ func (c *Conn) emitFields(f *wire.TCPFields, payload *buf.Packet, gso int) {
 		c.p.stats.SlowPathChecksums.Inc()
 	}
 	c.outq = append(c.outq, pkt)
-	c.p.stats.OutSegs.Inc()
+	c.p.stats.OutPackets.Inc()
+	c.p.stats.OutBytes.Add(uint64(pkt.Len()))
 }
 
 // ackSent notes that a segment carrying the current acknowledgment left:

@@ -20,7 +20,6 @@ type connStats struct {
 	ActiveOpens       stats.Counter // SYNs sent by Dial (tcpActiveOpens)
 	AttemptFails      stats.Counter // handshakes that failed (tcpAttemptFails)
 	EstabResets       stats.Counter // ESTABLISHED/CLOSE-WAIT ended by RST (tcpEstabResets)
-	OutSegs           stats.Counter // segments sent by connections
 	RetransSegs       stats.Counter // segments retransmitted
 	OutRsts           stats.Counter // RSTs sent by connections
 	SynRetrans        stats.Counter // SYNs and SYN-ACKs retransmitted
@@ -69,7 +68,7 @@ func (s *connStats) visit(prefix string, v stats.Visitor) {
 		c    *stats.Counter
 	}{
 		{"active_opens", &s.ActiveOpens}, {"attempt_fails", &s.AttemptFails},
-		{"estab_resets", &s.EstabResets}, {"out_segs", &s.OutSegs},
+		{"estab_resets", &s.EstabResets},
 		{"retrans_segs", &s.RetransSegs}, {"out_rsts", &s.OutRsts},
 		{"syn_retrans", &s.SynRetrans}, {"timeouts", &s.Timeouts},
 		{"fast_retrans", &s.FastRetrans}, {"sack_recovery", &s.SACKRecovery},

@@ -82,8 +82,8 @@ type Protocol struct {
 
 // tcpStats are the protocol's counters, named like netstat -s. The
 // engine's live in connStats (protocol_hooks.go); in/out segments and
-// drops by reason in proto.Counters (segments out counted by whoever
-// sends them: OutPackets here, OutSegs too).
+// drops by reason in proto.Counters (out.packets counts every segment
+// sent: by connections and by the protocol itself).
 type tcpStats struct {
 	proto.Counters
 	connStats
@@ -123,7 +123,16 @@ func (p *Protocol) VisitStats(v stats.Visitor) {
 	} {
 		v(pre+c.name, c.c.Load())
 	}
-	v(pre+"curr_conns", uint64(p.conns.len()))
+	// As Linux's CurrEstab: connections in ESTABLISHED or CLOSE-WAIT;
+	// conns is every connection in the table, TIME-WAIT included.
+	estab := 0
+	p.conns.each(func(c *Conn) {
+		if st := c.state(); st == StateEstablished || st == StateCloseWait {
+			estab++
+		}
+	})
+	v(pre+"curr_estab", uint64(estab))
+	v(pre+"conns", uint64(p.conns.len()))
 }
 
 // tunables are the protocol's tunables; the engine's are in connTunables
@@ -347,7 +356,6 @@ func (p *Protocol) sendControl(id connID, seq, ack seqnum.Value, flags wire.TCPF
 	}
 	p.stats.OutPackets.Inc()
 	p.stats.OutBytes.Add(uint64(hl))
-	p.stats.OutSegs.Inc()
 	if flags&wire.TCPFlagRST != 0 {
 		p.stats.OutRsts.Inc()
 	}
