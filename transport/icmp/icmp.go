@@ -126,6 +126,7 @@ func (p *Protocol) Open(laddr netip.Addr, id uint16) (*Endpoint, error) {
 		}
 	}
 	e := &Endpoint{p: p, local: laddr, id: id, rx: rxq.New[netip.Addr](DefaultRecvBuffer)}
+	e.rx.SetErrQueue(errQueueLen) // ping reports an error per request
 	p.ids[id] = append(p.ids[id], e)
 	return e, nil
 }
@@ -201,6 +202,11 @@ func (p *Protocol) HandleError(ie *proto.ICMPError) {
 	e.rx.SetErr(&Error{Kind: ie.Kind, Type: ie.Type, Code: ie.Code, From: ie.From,
 		Dst: ie.Dst, Seq: q.Seq(), MTU: ie.MTU})
 }
+
+// errQueueLen is how many ICMP errors an endpoint keeps for its reader, as
+// a ping socket's error queue (IP_RECVERR) does: two requests failing at
+// once (a neighbour that never answered) give two errors.
+const errQueueLen = 16
 
 // Error is an ICMP error about an echo request an endpoint sent.
 // errors.Is(err, syscall.EHOSTUNREACH) and the like work through Unwrap.

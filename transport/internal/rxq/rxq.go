@@ -19,7 +19,7 @@ import (
 )
 
 // Queue is a bounded FIFO of received packets, each with its sender's
-// address A, plus a pending error. Its methods are safe for concurrent use
+// address A, plus pending errors. Its methods are safe for concurrent use
 // and never block. Make one with New.
 type Queue[A any] struct {
 	readable chan struct{} // capacity 1; never closed
@@ -27,9 +27,10 @@ type Queue[A any] struct {
 	mu     sync.Mutex
 	items  []item[A] // items[head:] is live
 	head   int
-	bytes  int   // packet bytes queued
-	limit  int   // bound on bytes
-	err    error // pending asynchronous error
+	bytes  int     // packet bytes queued
+	limit  int     // bound on bytes
+	errs   []error // pending asynchronous errors, oldest first
+	errCap int     // 1: one slot, a new error replaces the old (SO_ERROR)
 	closed bool
 }
 
@@ -40,7 +41,20 @@ type item[A any] struct {
 
 // New returns an empty queue bounded to limit bytes (at least 1).
 func New[A any](limit int) *Queue[A] {
-	return &Queue[A]{readable: make(chan struct{}, 1), limit: max(limit, 1)}
+	return &Queue[A]{readable: make(chan struct{}, 1), limit: max(limit, 1), errCap: 1}
+}
+
+// SetErrQueue makes the queue keep up to n pending errors, oldest first, as
+// an error queue does (IP_RECVERR): each TakeErr returns one, and when the
+// queue is full the oldest goes. The default, 1, keeps only the latest
+// (SO_ERROR).
+func (q *Queue[A]) SetErrQueue(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.errCap = max(n, 1)
+	if len(q.errs) > q.errCap {
+		q.errs = append(q.errs[:0], q.errs[len(q.errs)-q.errCap:]...)
+	}
 }
 
 // Readable returns a channel that receives a value whenever a packet or an
@@ -118,22 +132,36 @@ func (q *Queue[A]) Pop() (pkt *buf.Packet, from A, ok bool) {
 	return it.pkt, it.from, true
 }
 
-// SetErr records an asynchronous error, replacing any pending one, and
-// wakes a reader.
+// SetErr records an asynchronous error and wakes a reader. With the
+// default single slot it replaces any pending error; with an error queue
+// (SetErrQueue) it joins the end, dropping the oldest when full.
 func (q *Queue[A]) SetErr(err error) {
 	q.mu.Lock()
-	q.err = err
+	if len(q.errs) >= q.errCap {
+		n := copy(q.errs, q.errs[1:])
+		q.errs = q.errs[:n]
+	}
+	q.errs = append(q.errs, err)
 	q.mu.Unlock()
 	q.signal()
 }
 
-// TakeErr returns and clears the pending error (read-and-clear, as
-// getsockopt SO_ERROR); nil when there is none.
+// TakeErr returns and clears the oldest pending error (read-and-clear, as
+// getsockopt SO_ERROR); nil when there is none. It passes the wake-up on
+// while errors remain.
 func (q *Queue[A]) TakeErr() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	err := q.err
-	q.err = nil
+	if len(q.errs) == 0 {
+		return nil
+	}
+	err := q.errs[0]
+	n := copy(q.errs, q.errs[1:])
+	q.errs[n] = nil
+	q.errs = q.errs[:n]
+	if n > 0 {
+		q.signal()
+	}
 	return err
 }
 

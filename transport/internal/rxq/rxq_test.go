@@ -337,3 +337,35 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("popped %d packets, want %d", total, senders*each)
 	}
 }
+
+func TestErrQueue(t *testing.T) {
+	e1, e2, e3 := errors.New("one"), errors.New("two"), errors.New("three")
+	// Default: one slot, the latest error wins (SO_ERROR).
+	q := rxq.New[int](100)
+	q.SetErr(e1)
+	q.SetErr(e2)
+	if err := q.TakeErr(); err != e2 {
+		t.Errorf("single slot: TakeErr = %v, want the latest", err)
+	}
+	if err := q.TakeErr(); err != nil {
+		t.Errorf("single slot: second TakeErr = %v, want nil", err)
+	}
+	// An error queue keeps them in order, dropping the oldest when full.
+	q = rxq.New[int](100)
+	q.SetErrQueue(2)
+	q.SetErr(e1)
+	q.SetErr(e2)
+	q.SetErr(e3)
+	for _, want := range []error{e2, e3, nil} {
+		select {
+		case <-q.Readable():
+		default:
+			if want != nil {
+				t.Errorf("no wake-up with %v pending", want)
+			}
+		}
+		if err := q.TakeErr(); err != want {
+			t.Errorf("TakeErr = %v, want %v", err, want)
+		}
+	}
+}
