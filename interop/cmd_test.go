@@ -2,27 +2,12 @@ package interop
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// buildCommands builds cmd/ustack and cmd/ustackd into a test directory
-// and returns their paths.
-func buildCommands(t *testing.T) (ustack, ustackd string) {
-	t.Helper()
-	dir := t.TempDir()
-	ustack, ustackd = filepath.Join(dir, "ustack"), filepath.Join(dir, "ustackd")
-	for bin, pkg := range map[string]string{ustack: "ustack/cmd/ustack", ustackd: "ustack/cmd/ustackd"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return ustack, ustackd
-}
 
 // TestCommands runs the programs, not the library, against the kernel on
 // Topology A: `ustack ping` from a stack of its own on vB, and ustackd

@@ -8,8 +8,12 @@
 // stack. Every test makes its own network namespaces (internal/netns),
 // devices and addresses (10.200.0.0/16) and removes them; traffic never
 // leaves those namespaces. The tests need root and the tools ip, ping,
-// socat, ss and ethtool; the malformed-input test also runs a scapy script
-// (testdata/malformed.py) with Debian's /usr/bin/python3.
+// socat, ss, ethtool and curl; the malformed-input and SYN flood tests also
+// run scapy scripts (testdata/*.py) with Debian's /usr/bin/python3. The TCP
+// tests (tcp_*_test.go) move data between the kernel's socat and curl and
+// the stack, in process (socket, service) and as the programs (ustack nc,
+// ustackd, and ustack impair in a third namespace in the middle of the
+// cable); they compare sha256 sums and log the throughput.
 //
 // It does not test the stack against itself (stack's own tests do) and
 // does not benchmark.

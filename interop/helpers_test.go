@@ -162,11 +162,12 @@ func kernelNeigh(ns *netns.NS, dev string, a netip.Addr) (lladdr, state, raw str
 	return lladdr, state, strings.TrimSpace(out)
 }
 
-// snmp reads the kernel's IP and UDP MIB counters in ns
-// (/proc/net/snmp: "Ip: ReasmOKs", "Udp: InDatagrams", ...).
+// snmp reads the kernel's MIB counters in ns, from /proc/net/snmp
+// ("Ip.ReasmOKs", "Udp.InDatagrams", "Tcp.RetransSegs", ...) and
+// /proc/net/netstat ("TcpExt.TCPSACKRecovery", ...).
 func snmp(t testing.TB, ns *netns.NS) map[string]int64 {
 	t.Helper()
-	out := ns.Run(t, "cat", "/proc/net/snmp")
+	out := ns.Run(t, "cat", "/proc/net/snmp", "/proc/net/netstat")
 	m := make(map[string]int64)
 	var names []string
 	sc := bufio.NewScanner(strings.NewReader(out))

@@ -67,10 +67,17 @@ type Config struct {
 	// Batch is the most frames per recvmmsg and per sendmmsg (0:
 	// link.MaxBatch).
 	Batch int
-	// RcvBuf, if positive, is the socket receive buffer in bytes
-	// (SO_RCVBUFFORCE, or SO_RCVBUF without the privilege).
+	// RcvBuf is the socket receive buffer in bytes (SO_RCVBUFFORCE, or
+	// SO_RCVBUF without the privilege); 0 takes DefaultRcvBuf, a negative
+	// value leaves the kernel's default.
 	RcvBuf int
 }
+
+// DefaultRcvBuf is the receive buffer a packet socket gets unless told
+// otherwise. The kernel's default (about 208 KB) overflows under one TCP
+// flow with a multi-megabyte window: measured on a veth, 100 MB from the
+// kernel lost 4,795 frames with it and none with 8 MB.
+const DefaultRcvBuf = 4 << 20
 
 // Endpoint is an AF_PACKET socket bound to an interface.
 type Endpoint struct {
@@ -147,9 +154,13 @@ func Open(name string, cfg *Config) (_ *Endpoint, err error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 		return nil, fmt.Errorf("afpacket %s: PACKET_AUXDATA: %w", name, err)
 	}
-	if cfg.RcvBuf > 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.RcvBuf); err != nil {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.RcvBuf); err != nil {
+	rcvBuf := cfg.RcvBuf
+	if rcvBuf == 0 {
+		rcvBuf = DefaultRcvBuf
+	}
+	if rcvBuf > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf); err != nil {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf); err != nil {
 				return nil, fmt.Errorf("afpacket %s: SO_RCVBUF: %w", name, err)
 			}
 		}
@@ -229,7 +240,17 @@ func (e *Endpoint) HeaderRoom() int { return 0 }
 func (e *Endpoint) Attach(d link.Dispatcher) { e.b.Attach(d) }
 
 // LinkStats are the endpoint's counters.
-func (e *Endpoint) LinkStats() *link.Stats { return &e.b.Stats }
+// Frames the kernel dropped because the socket's receive buffer was full
+// (PACKET_STATISTICS, packet(7)) are added to RxDrops each time.
+func (e *Endpoint) LinkStats() *link.Stats {
+	e.rc.Control(func(fd uintptr) {
+		// The kernel resets its counters on every read.
+		if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			e.b.Stats.RxDrops.Add(uint64(st.Drops))
+		}
+	})
+	return &e.b.Stats
+}
 
 // Err is the error that stopped the reader early, or nil.
 func (e *Endpoint) Err() error {
