@@ -248,8 +248,21 @@ func (c *Conn) inputSync(seg *segment, now time.Time) {
 	// PAWS (RFC 7323 §5.3 R1): a segment whose timestamp is older than
 	// TS.Recent is an old duplicate, unless TS.Recent is itself stale.
 	if c.tsOK && seg.opts.HasTimestamps && !rst && int32(seg.opts.TSVal-c.tsRecent) < 0 {
-		if now.Sub(c.tsRecentAt) <= pawsOld {
+		switch {
+		case now.Sub(c.tsRecentAt) > pawsOld:
+			c.tsRecent = seg.opts.TSVal // R1 exception: TS.Recent invalidated
+		case c.disorderedAck(seg):
+			// Taken for its SACK blocks; it leaves TS.Recent alone.
+			c.p.stats.DisorderedACKs.Inc()
+		default:
 			c.p.stats.PAWSDrops.Inc()
+			if seg.payloadLen == 0 && f&(wire.TCPFlagSYN|wire.TCPFlagFIN) == 0 {
+				// An old ACK, overtaken by a later segment: no reply.
+				// One would reach the peer as a duplicate ACK, a loss
+				// signal to a sender without SACK (RFC 5681 §3.2), for
+				// nothing but the network's reordering.
+				return
+			}
 			// Report the part already received as a duplicate (RFC
 			// 2883); data past rcv.nxt was not received at all.
 			if end := seg.seq.Add(seqnum.Size(seg.payloadLen)); seg.payloadLen > 0 && seg.seq.LessThan(c.rcvNxt) {
@@ -258,7 +271,6 @@ func (c *Conn) inputSync(seg *segment, now time.Time) {
 			c.outOfWindowAck(seg, now)
 			return
 		}
-		c.tsRecent = seg.opts.TSVal // R1 exception: TS.Recent invalidated
 	}
 
 	// Acceptability (§3.10.7.4 first check).
@@ -349,6 +361,23 @@ func (c *Conn) inputSync(seg *segment, now time.Time) {
 		return
 	}
 	c.processText(seg, now)
+}
+
+// disorderedAck reports whether a segment that fails PAWS is a pure
+// duplicate ACK that a later segment overtook on the way: no data, SYN or
+// FIN, at rcv.nxt, acknowledging snd.una, with the window we have, and a
+// timestamp older than TS.Recent by no more than an RTO. Processing it
+// changes neither snd.una, the window nor TS.Recent; dropping it would
+// lose its SACK blocks, a D-SACK among them. An old duplicate from an
+// earlier incarnation cannot match all of this (as Linux's
+// tcp_disordered_ack reasons; RFC 7323 §5.3 R1 would drop it).
+func (c *Conn) disorderedAck(seg *segment) bool {
+	if seg.payloadLen != 0 || seg.flags != wire.TCPFlagACK || seg.seq != c.rcvNxt || seg.ack != c.sndUna ||
+		int(seg.wnd)<<c.sndWS != c.sndWnd {
+		return false
+	}
+	old := time.Duration(int32(c.tsRecent-seg.opts.TSVal)) * time.Millisecond // our TS clock's tick (tsNow)
+	return old <= c.rtt.current(c)
 }
 
 // acceptable is the acceptability test (§3.10.7.4, the table of four

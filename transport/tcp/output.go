@@ -248,7 +248,11 @@ func (c *Conn) retransmit(i int, now time.Time, tlp bool) {
 	c.stats.totalRetrans++
 	c.stats.bytesRetrans += uint64(n)
 	if u := &c.undo; u.active {
-		u.retrans++
+		end := s.end
+		if c.finQueued && end.GreaterThan(c.finSeq) {
+			end = c.finSeq // a FIN is never reported by D-SACK
+		}
+		u.noteRetrans(s.start, end)
 		if !u.hasStamp {
 			u.stamp, u.stampEnd, u.hasStamp = c.tsNow(now), s.end, true
 		}

@@ -38,6 +38,7 @@ type connStats struct {
 	ChallengeACKs     stats.Counter // challenge ACKs sent (RFC 5961)
 	ChallengeLimited  stats.Counter // challenge ACKs suppressed by the rate limit
 	PAWSDrops         stats.Counter // segments dropped by PAWS (RFC 7323 §5)
+	DisorderedACKs    stats.Counter // duplicate ACKs taken despite PAWS (overtaken on the way)
 	OutOfWindow       stats.Counter // segments not acceptable (RFC 9293 §3.10.7.4)
 	BadACKs           stats.Counter // ACKs of unsent data
 	DupSegs           stats.Counter // segments wholly duplicate
@@ -78,6 +79,7 @@ func (s *connStats) visit(prefix string, v stats.Visitor) {
 		{"dsack_recv", &s.DSACKRecv}, {"dsack_sent", &s.DSACKSent},
 		{"sack_reneging", &s.SACKReneging}, {"challenge_acks", &s.ChallengeACKs},
 		{"challenge_acks_limited", &s.ChallengeLimited}, {"paws_drops", &s.PAWSDrops},
+		{"disordered_acks", &s.DisorderedACKs},
 		{"out_of_window", &s.OutOfWindow}, {"bad_acks", &s.BadACKs},
 		{"dup_segs", &s.DupSegs}, {"ooo_segs", &s.OOOSegs},
 		{"partial_dup_segs", &s.PartialDupSegs}, {"delayed_acks", &s.DelayedACKs},

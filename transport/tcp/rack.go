@@ -44,27 +44,56 @@ const wcDelAck = 200 * time.Millisecond
 // widened after a D-SACK (§6.2 step 4).
 const reoPersistRounds = 16
 
-// rackUpdate takes one newly delivered segment (§6.2 steps 2 and 3).
-func (c *Conn) rackUpdate(s *txSeg, now time.Time) {
+// rackUpdate takes one newly delivered segment (§6.2 steps 2 and 3). The
+// segments of one ACK come in sequence order, not in the order they were
+// sent, so step 2's choice is made over the whole ACK (ev.rack) and taken
+// by rackCommit once the ACK's segments are all accounted.
+func (c *Conn) rackUpdate(ev *ackEvent, s *txSeg) {
 	r := &c.rack
-	rtt := now.Sub(s.xmit)
-	if s.has(sfEverRetrans) && rtt < c.rtt.minRTT {
-		// The ACK may be for the original transmission: ambiguous.
+	// Step 3 (RACK_detect_reordering): a segment never retransmitted
+	// delivered below the highest end delivered by an earlier ACK was
+	// overtaken. Comparing with RACK.fack as it stood before this ACK is
+	// what the RFC's ascending walk over the ACK's segments amounts to: a
+	// lower segment acknowledged cumulatively in the same ACK as a higher
+	// one SACKed was not reordered.
+	if ev.fackOK && s.end.LessThan(ev.fack) && !s.has(sfEverRetrans) {
+		r.reordSeen = true
+	}
+	if !r.fackOK || s.end.GreaterThan(r.fack) {
+		r.fack, r.fackOK = s.end, true
+	}
+	// Step 2: a retransmitted segment counts only when the ACK is for
+	// the retransmission: it echoes a timestamp no older than the
+	// retransmission's, and it came at least min_RTT after it (else it
+	// may be for the original, and RACK.xmit_ts would jump forward).
+	rtt := ev.now.Sub(s.xmit)
+	if s.has(sfEverRetrans) {
+		if ev.hasEcr && int32(ev.ecr-c.tsNow(s.xmit)) < 0 {
+			return
+		}
+		if rtt < c.rtt.minRTT {
+			return
+		}
+	}
+	// RACK.rtt is that of the most recently sent of the ACK's segments
+	// (the last of the RFC's walk in xmit_ts order).
+	x := &ev.rack
+	if !x.ok || sentAfter(s, x.xmit, x.txn) {
+		x.xmit, x.txn, x.end, x.rtt, x.ok = s.xmit, s.txn, s.end, rtt, true
+	}
+}
+
+// rackCommit ends step 2 for one ACK: RACK.rtt from the most recently
+// sent segment it delivered, and RACK.xmit_ts / end_seq moved forward
+// when that segment was sent after the one they describe.
+func (c *Conn) rackCommit(ev *ackEvent) {
+	x, r := &ev.rack, &c.rack
+	if !x.ok {
 		return
 	}
-	r.rtt = rtt
-	if !r.valid || sentAfter(s, r.xmit, r.txn) {
-		r.xmit, r.txn, r.endSeq, r.valid = s.xmit, s.txn, s.end, true
-	}
-	switch {
-	case !r.fackOK:
-		r.fack, r.fackOK = s.end, true
-	case s.end.LessThan(r.fack):
-		if !s.has(sfEverRetrans) {
-			r.reordSeen = true
-		}
-	default:
-		r.fack = s.end
+	r.rtt = x.rtt
+	if !r.valid || x.xmit.After(r.xmit) || (x.xmit.Equal(r.xmit) && x.txn > r.txn) {
+		r.xmit, r.txn, r.endSeq, r.valid = x.xmit, x.txn, x.end, true
 	}
 }
 
@@ -89,17 +118,24 @@ func (c *Conn) rackReoWnd() time.Duration {
 }
 
 // rackOnDSACK widens the reordering window once per round trip in which a
-// D-SACK arrives (§6.2 step 4).
+// D-SACK arrives (§6.2 step 4). It does not by itself mean reordering
+// (RACK.reordering_seen is step 3's): a link that duplicates segments
+// makes D-SACKs too. onDSACK sets reordering_seen when the D-SACK shows
+// that an original arrived after its retransmission was sent.
 func (c *Conn) rackOnDSACK() {
 	r := &c.rack
 	if r.dsackSeen && c.sndUna.LessThan(r.dsackRound) {
 		return
 	}
 	r.dsackSeen, r.dsackRound = true, c.sndNxt
-	r.reoMult++
+	r.reoMult = min(max(r.reoMult, 1)+1, maxReoMult) // RACK.reo_wnd_mult starts at 1
 	r.reoPersist = reoPersistRounds
-	r.reordSeen = true
 }
+
+// maxReoMult bounds RACK.reo_wnd_mult; the window is capped at SRTT anyway
+// (§6.2 step 4), so more steps than this change nothing for min_RTT ≥
+// SRTT/64.
+const maxReoMult = 256
 
 // rackRecoveryEnded counts a recovery for the window's persistence.
 func (c *Conn) rackRecoveryEnded() {

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"slices"
 	"time"
 
 	"ustack/internal/seqnum"
@@ -56,10 +57,15 @@ type recoveryState struct {
 
 // undoState remembers a congestion response that may prove spurious.
 type undoState struct {
-	active   bool
-	loss     bool         // the episode began with an RTO
-	marker   seqnum.Value // snd.una when it began
-	retrans  int          // retransmissions not yet reported duplicate (D-SACK)
+	active  bool
+	loss    bool         // the episode began with an RTO
+	marker  seqnum.Value // snd.una when it began
+	retrans int          // bytes retransmitted and not yet reported duplicate (D-SACK)
+	// What the episode retransmitted and no D-SACK has reported yet, in
+	// merged ranges; nil with rxFull when there were too many to keep
+	// (then D-SACK cannot undo this episode).
+	rx       []seqRange
+	rxFull   bool
 	stamp    uint32       // TSval of the first retransmission (RFC 3522)
 	stampEnd seqnum.Value // end of the first retransmitted segment
 	hasStamp bool
@@ -82,6 +88,19 @@ type ackEvent struct {
 	ackRetrans            bool
 	rttFrom               time.Time
 	cwndSet               bool // the window for this ACK is set (F-RTO)
+	// RACK (rack.go): the ACK's timestamp echo, RACK.fack before the
+	// ACK, and the most recently sent segment it delivered.
+	ecr    uint32
+	hasEcr bool
+	fack   seqnum.Value
+	fackOK bool
+	rack   struct {
+		xmit time.Time
+		txn  uint64
+		end  seqnum.Value
+		rtt  time.Duration
+		ok   bool
+	}
 }
 
 // newlyDelivered accounts a segment the peer now has, cumulatively (cum)
@@ -91,7 +110,7 @@ func (ev *ackEvent) newlyDelivered(c *Conn, s *txSeg, cum bool) {
 		return
 	}
 	ev.delivered += s.len()
-	c.rackUpdate(s, ev.now)
+	c.rackUpdate(ev, s)
 	c.rateOnDelivered(s, ev.now)
 	switch {
 	case cum && s.has(sfEverRetrans):
@@ -111,7 +130,11 @@ func (ev *ackEvent) newlyDelivered(c *Conn, s *txSeg, cum bool) {
 // §3.10.7.4, fifth check), after its validity checks. wndChanged tells
 // whether it updated the send window (a duplicate ACK may not).
 func (c *Conn) ackReceived(seg *segment, now time.Time, wndChanged bool) {
-	ev := ackEvent{now: now, priorInFlight: c.pipe(), data: seg.payloadLen > 0}
+	ev := ackEvent{now: now, priorInFlight: c.pipe(), data: seg.payloadLen > 0,
+		fack: c.rack.fack, fackOK: c.rack.fackOK}
+	if c.tsOK && seg.opts.HasTimestamps && seg.opts.TSEcr != 0 {
+		ev.ecr, ev.hasEcr = seg.opts.TSEcr, true
+	}
 	if c.sackOK && seg.opts.NumSACK > 0 {
 		c.processSACK(&seg.opts, seg.ack, &ev)
 	}
@@ -133,6 +156,7 @@ func (c *Conn) ackReceived(seg *segment, now time.Time, wndChanged bool) {
 		c.softErr = nil // something got through
 		signal(c.writable)
 	}
+	c.rackCommit(&ev)
 	// RTT (RFC 6298 §3 Karn: only segments never retransmitted; RFC 7323
 	// §4: any segment, by its echoed timestamp).
 	switch {
@@ -158,9 +182,15 @@ func (c *Conn) ackReceived(seg *segment, now time.Time, wndChanged bool) {
 		c.checkUndo(&ev, seg)
 	}
 
-	// Duplicate ACK (RFC 5681 §2).
-	if !ev.advanced && seg.payloadLen == 0 && seg.flags&(wire.TCPFlagSYN|wire.TCPFlagFIN) == 0 &&
-		c.sndUna != c.sndNxt && !wndChanged {
+	// Duplicate ACK (RFC 5681 §2): data outstanding, no data or SYN or
+	// FIN carried, the acknowledgment equal to snd.una (an older one,
+	// reordered or duplicated by the network, is not one) and the window
+	// unchanged. With SACK it plays no part in loss detection: RACK and
+	// RFC 6675 IsLost work from what the scoreboard newly learned, so an
+	// exact copy of an earlier ACK, or one bearing only a D-SACK, marks
+	// nothing lost (RFC 6675 §2, §5).
+	if seg.ack == c.sndUna && !ev.advanced && seg.payloadLen == 0 &&
+		seg.flags&(wire.TCPFlagSYN|wire.TCPFlagFIN) == 0 && c.sndUna != c.sndNxt && !wndChanged {
 		ev.dupAck = true
 	}
 	c.detectLoss(&ev)
@@ -364,6 +394,12 @@ func (c *Conn) enterLoss(now time.Time) {
 // Loss state.
 func (c *Conn) frtoAck(ev *ackEvent) {
 	r := &c.rec
+	if !ev.advanced && !ev.dupAck {
+		// Neither a duplicate ACK nor new data acknowledged (an old ACK,
+		// a window update, data from the peer): it tells nothing of the
+		// timeout (RFC 5682 §2 steps 2 and 3 name only these two kinds).
+		return
+	}
 	switch {
 	case !ev.advanced || !c.sndUna.LessThan(r.point) && r.frto == 1:
 		// A duplicate ACK (step 2a, 3a), or everything acknowledged:
@@ -399,7 +435,66 @@ func (c *Conn) frtoAck(ev *ackEvent) {
 
 // undoBegin starts an episode whose congestion response may be undone.
 func (c *Conn) undoBegin(loss bool) {
-	c.undo = undoState{active: true, loss: loss, marker: c.sndUna}
+	c.undo = undoState{active: true, loss: loss, marker: c.sndUna, rx: c.undo.rx[:0]}
+}
+
+// maxUndoRanges bounds the retransmitted ranges an episode remembers.
+// Retransmissions go in sequence order, so a range per hole: more than
+// this many holes in one episode is no spurious response anyway.
+const maxUndoRanges = 64
+
+// noteRetrans records that [start, end) was retransmitted in the episode.
+func (u *undoState) noteRetrans(start, end seqnum.Value) {
+	if !start.LessThan(end) {
+		return
+	}
+	u.retrans += int(start.Size(end))
+	if u.rxFull {
+		return
+	}
+	for i := len(u.rx) - 1; i >= 0 && i >= len(u.rx)-4; i-- {
+		r := &u.rx[i]
+		if !end.LessThan(r.start) && !r.end.LessThan(start) {
+			r.start, r.end = seqnum.Min(r.start, start), seqnum.Max(r.end, end)
+			return
+		}
+	}
+	if len(u.rx) == maxUndoRanges {
+		u.rx, u.rxFull = u.rx[:0], true
+		return
+	}
+	u.rx = append(u.rx, seqRange{start, end})
+}
+
+// takeDup removes the part of d the episode retransmitted and returns its
+// length in bytes: the duplicates that D-SACK reports count toward undo
+// only for data we retransmitted (RFC 3708 §2: the duplicate must be of
+// a retransmission), and each byte once, so that a copy of an ACK (the
+// network duplicates ACKs too) does not count its D-SACK twice.
+func (u *undoState) takeDup(d seqRange) int {
+	n := 0
+	for i := 0; i < len(u.rx); i++ {
+		r := u.rx[i]
+		lo, hi := seqnum.Max(r.start, d.start), seqnum.Min(r.end, d.end)
+		if !lo.LessThan(hi) {
+			continue
+		}
+		n += int(lo.Size(hi))
+		switch {
+		case lo == r.start && hi == r.end:
+			u.rx = slices.Delete(u.rx, i, i+1)
+			i--
+		case lo == r.start:
+			u.rx[i].start = hi
+		case hi == r.end:
+			u.rx[i].end = lo
+		default: // d lies inside r: split it
+			u.rx[i].end = lo
+			u.rx = slices.Insert(u.rx, i+1, seqRange{hi, r.end})
+			i++
+		}
+	}
+	return n
 }
 
 // checkUndo undoes the congestion response when it proves spurious: every

@@ -249,8 +249,9 @@ func (c *Conn) markSacked(l, r seqnum.Value, ev *ackEvent) {
 
 // onDSACK handles a D-SACK block: the peer got [l, r) twice (RFC 2883).
 // It feeds undo (RFC 3708: every retransmission of the episode reported
-// duplicate means none was needed), RACK's reordering window (RFC 8985
-// §6.2 step 4) and TLP (§7.4).
+// duplicate means none was needed; a duplicate of data never
+// retransmitted is the network's doing and counts for nothing), RACK's
+// reordering window (RFC 8985 §6.2 step 4) and TLP (§7.4).
 func (c *Conn) onDSACK(d seqRange, ev *ackEvent) {
 	c.p.stats.DSACKRecv.Inc()
 	c.stats.dsackRecv++
@@ -260,9 +261,14 @@ func (c *Conn) onDSACK(d seqRange, ev *ackEvent) {
 	}
 	c.rackOnDSACK()
 	u := &c.undo
-	if u.active && u.retrans > 0 && !d.end.GreaterThan(c.sndNxt) && d.end.GreaterThan(u.marker) {
-		segs := max(1, (d.len()+c.smss-1)/max(c.smss, 1))
-		u.retrans -= segs
+	if !u.active || u.retrans <= 0 || d.end.GreaterThan(c.sndNxt) {
+		return
+	}
+	if n := u.takeDup(d); n > 0 {
+		// The peer had the original too: it was late, not lost
+		// (reordering, RFC 8985 §6.2's RACK.reordering_seen).
+		c.rack.reordSeen = true
+		u.retrans -= n
 		if u.retrans <= 0 {
 			u.retrans = 0
 			ev.dsackUndo = true
