@@ -129,6 +129,12 @@ func (p IPProtocol) String() string {
 		return "ipv6-nonxt"
 	case IPProtoDstOpts:
 		return "ipv6-opts"
+	case 50:
+		return "esp"
+	case 51:
+		return "ah"
+	case 135:
+		return "mobility-header"
 	}
 	return fmt.Sprintf("proto(%d)", uint8(p))
 }
