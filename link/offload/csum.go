@@ -25,7 +25,7 @@ func Complete(pkt *buf.Packet) error {
 		return ErrCsumRange
 	}
 	hdr := pkt.Pullup(field + 2)
-	sum := sumFrom(pkt, start)
+	sum := Sum(pkt, start, -1)
 	c := ^sum
 	if c == 0 {
 		c = 0xffff
@@ -36,13 +36,18 @@ func Complete(pkt *buf.Packet) error {
 	return nil
 }
 
-// sumFrom returns the ones'-complement sum (RFC 1071) of pkt's bytes from
-// off to the end, across views. A view that starts at an odd distance from
-// off has its sum byte-swapped (RFC 1071 §2(B), byte-order independence).
-func sumFrom(pkt *buf.Packet, off int) uint16 {
+// Sum returns the ones'-complement sum (RFC 1071) of the n bytes of pkt
+// starting at off, across views (n < 0: to the end). A view that starts at
+// an odd distance from off has its sum byte-swapped (RFC 1071 §2(B),
+// byte-order independence). Transports verify checksums of multi-view
+// packets with it.
+func Sum(pkt *buf.Packet, off, n int) uint16 {
+	if n < 0 {
+		n = pkt.Len()
+	}
 	var sum uint16
 	pos := 0 // bytes summed so far
-	for i := 0; i < pkt.NumViews(); i++ {
+	for i := 0; i < pkt.NumViews() && n > 0; i++ {
 		v := pkt.View(i)
 		if off >= len(v) {
 			off -= len(v)
@@ -50,6 +55,10 @@ func sumFrom(pkt *buf.Packet, off int) uint16 {
 		}
 		v = v[off:]
 		off = 0
+		if len(v) > n {
+			v = v[:n]
+		}
+		n -= len(v)
 		s := wire.Checksum(v, 0)
 		if pos&1 == 1 {
 			s = bits.ReverseBytes16(s)

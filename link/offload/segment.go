@@ -136,7 +136,7 @@ func Segment(pkt *buf.Packet, out []*buf.Packet) ([]*buf.Packet, error) {
 			field = 6
 		}
 		l4[field], l4[field+1] = 0, 0
-		sum := wire.ChecksumCombine(wire.PseudoHeaderChecksum(l.proto, src, dst, l4Len), sumFrom(seg, l.l4Off))
+		sum := wire.ChecksumCombine(wire.PseudoHeaderChecksum(l.proto, src, dst, l4Len), Sum(seg, l.l4Off, -1))
 		c := ^sum
 		if c == 0 && l.proto == wire.IPProtoUDP {
 			c = 0xffff // RFC 768: zero means no checksum

@@ -6,6 +6,7 @@ import (
 	"ustack/buf"
 	"ustack/internal/seqnum"
 	"ustack/link"
+	"ustack/link/offload"
 	"ustack/wire"
 )
 
@@ -355,7 +356,7 @@ func (c *Conn) emitFields(f *wire.TCPFields, payload *buf.Packet, gso int) {
 		h.SetChecksum(pseudo)
 		pkt.Offload = buf.Offload{NeedsCsum: true, CsumStart: 0, CsumOffset: 16}
 	default:
-		h.SetChecksum(^wire.ChecksumCombine(pseudo, packetSum(pkt, pkt.Len())))
+		h.SetChecksum(^wire.ChecksumCombine(pseudo, offload.Sum(pkt, 0, -1)))
 		c.p.stats.SlowPathChecksums.Inc()
 	}
 	c.outq = append(c.outq, pkt)

@@ -30,7 +30,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"sync"
@@ -43,6 +42,7 @@ import (
 	"ustack/internal/seqnum"
 	"ustack/internal/stats"
 	"ustack/link"
+	"ustack/link/offload"
 	"ustack/proto"
 	"ustack/transport/tcp/cc"
 	"ustack/wire"
@@ -362,30 +362,6 @@ func (p *Protocol) sendControl(id connID, seq, ack seqnum.Value, flags wire.TCPF
 	return nil
 }
 
-// packetSum is the ones'-complement sum of the first n bytes of pkt across
-// its views; a view starting at an odd offset contributes its sum with the
-// bytes swapped (RFC 1071 §2(B)).
-func packetSum(pkt *buf.Packet, n int) uint16 {
-	var sum uint16
-	odd := false
-	for i := 0; i < pkt.NumViews() && n > 0; i++ {
-		v := pkt.View(i)
-		if len(v) > n {
-			v = v[:n]
-		}
-		n -= len(v)
-		s := wire.Checksum(v, 0)
-		if odd {
-			s = bits.ReverseBytes16(s)
-		}
-		sum = wire.ChecksumCombine(sum, s)
-		if len(v)%2 == 1 {
-			odd = !odd
-		}
-	}
-	return sum
-}
-
 // quotedID is the connection an ICMP error quotes (our segment: source
 // port first), and the quoted sequence number.
 func quotedID(e *proto.ICMPError) (connID, seqnum.Value, bool) {
@@ -459,7 +435,7 @@ func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Ve
 	n := pkt.Len()
 	if !pkt.Offload.CsumValid && !pkt.Offload.NeedsCsum {
 		pseudo := wire.PseudoHeaderChecksum(wire.IPProtoTCP, src, dst, n)
-		if wire.ChecksumCombine(pseudo, packetSum(pkt, n)) != 0xffff {
+		if wire.ChecksumCombine(pseudo, offload.Sum(pkt, 0, n)) != 0xffff {
 			p.stats.InCsumErrors.Inc()
 			return p.drop(pkt, proto.DropBadChecksum, true)
 		}

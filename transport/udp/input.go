@@ -11,10 +11,10 @@ package udp
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"net/netip"
 
 	"ustack/buf"
+	"ustack/link/offload"
 	"ustack/proto"
 	"ustack/wire"
 )
@@ -145,31 +145,7 @@ func (p *Protocol) checksumOK(info proto.PacketInfo, pkt *buf.Packet, h wire.UDP
 		return true
 	}
 	sum := wire.PseudoHeaderChecksum(wire.IPProtoUDP, info.Src, info.Dst, n)
-	return wire.ChecksumCombine(sum, packetSum(pkt, n)) == 0xffff
-}
-
-// packetSum is the ones'-complement sum of the first n bytes of pkt across
-// its views. A view that starts at an odd offset contributes its sum with
-// the bytes swapped (RFC 1071 §2(B), byte order independence).
-func packetSum(pkt *buf.Packet, n int) uint16 {
-	var sum uint16
-	odd := false
-	for i := 0; i < pkt.NumViews() && n > 0; i++ {
-		v := pkt.View(i)
-		if len(v) > n {
-			v = v[:n]
-		}
-		n -= len(v)
-		s := wire.Checksum(v, 0)
-		if odd {
-			s = bits.ReverseBytes16(s)
-		}
-		sum = wire.ChecksumCombine(sum, s)
-		if len(v)%2 == 1 {
-			odd = !odd
-		}
-	}
-	return sum
+	return wire.ChecksumCombine(sum, offload.Sum(pkt, 0, n)) == 0xffff
 }
 
 // HandleError delivers an ICMP error about a datagram this protocol sent.
