@@ -61,7 +61,7 @@ type Interface struct {
 
 // Route is one static route.
 type Route struct {
-	To  netip.Prefix // 0.0.0.0/0 for "default"
+	To  netip.Prefix // 0.0.0.0/0 for "default", ::/0 for "default6"
 	Via netip.Addr
 }
 
@@ -276,8 +276,8 @@ func parseInterfaces(n node) ([]Interface, error) {
 			if err != nil {
 				return nil, a.errorf("%q is not a CIDR prefix (want ADDRESS/BITS, e.g. 10.0.0.2/24)", s)
 			}
-			if !p.Addr().Is4() {
-				return nil, a.errorf("%s: only IPv4 addresses are supported for now", p)
+			if p.Addr().Is4In6() || p.Addr().Zone() != "" {
+				return nil, a.errorf("%s: write IPv4 addresses as a.b.c.d and IPv6 ones without a zone", p)
 			}
 			if q, dup := addrs[p.Addr()]; dup {
 				return nil, a.errorf("address %s is already given at %s", p.Addr(), q)
@@ -312,10 +312,12 @@ func parseRoutes(n node, ifs []Interface) ([]Route, error) {
 		}
 		if s == "default" {
 			r.To = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		} else if s == "default6" {
+			r.To = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 		} else if r.To, err = netip.ParsePrefix(s); err != nil {
-			return nil, to.errorf("%q is not a CIDR prefix or \"default\"", s)
-		} else if !r.To.Addr().Is4() {
-			return nil, to.errorf("%s: only IPv4 routes are supported for now", r.To)
+			return nil, to.errorf("%q is not a CIDR prefix, \"default\" or \"default6\"", s)
+		} else if r.To.Addr().Is4In6() || r.To.Addr().Zone() != "" {
+			return nil, to.errorf("%s: write IPv4 prefixes as a.b.c.d/n and IPv6 ones without a zone", r.To)
 		} else if r.To != r.To.Masked() {
 			return nil, to.errorf("%s has bits set past the prefix length (did you mean %s?)", r.To, r.To.Masked())
 		}
@@ -326,8 +328,12 @@ func parseRoutes(n node, ifs []Interface) ([]Route, error) {
 		if s, err = via.scalar(); err != nil {
 			return nil, err
 		}
-		if r.Via, err = netip.ParseAddr(s); err != nil || !r.Via.Is4() {
-			return nil, via.errorf("%q is not an IPv4 address", s)
+		if r.Via, err = netip.ParseAddr(s); err != nil || r.Via.Is4() != r.To.Addr().Is4() || r.Via.Is4In6() || r.Via.Zone() != "" {
+			fam := "an IPv4"
+			if !r.To.Addr().Is4() {
+				fam = "an IPv6"
+			}
+			return nil, via.errorf("%q is not %s address", s, fam)
 		}
 		if !onSubnet(ifs, r.Via) {
 			return nil, via.errorf("gateway %s is not on any configured subnet", r.Via)

@@ -110,8 +110,10 @@ func TestParseBad(t *testing.T) {
 			`interfaces[0].addresses[1]: "10.0.0.300/24" is not a CIDR prefix (want ADDRESS/BITS, e.g. 10.0.0.2/24)`},
 		{"bare address", "interfaces:\n  - {name: eth0, link: tap:ut0, addresses: [10.0.0.1]}\n",
 			`interfaces[0].addresses[0]: "10.0.0.1" is not a CIDR prefix (want ADDRESS/BITS, e.g. 10.0.0.2/24)`},
-		{"ipv6 address", "interfaces:\n  - {name: eth0, link: tap:ut0, addresses: [fd00::1/64]}\n",
-			`interfaces[0].addresses[0]: fd00::1/64: only IPv4 addresses are supported for now`},
+		{"mapped address", "interfaces:\n  - {name: eth0, link: tap:ut0, addresses: [\"::ffff:10.0.0.1/120\"]}\n",
+			`interfaces[0].addresses[0]: ::ffff:10.0.0.1/120: write IPv4 addresses as a.b.c.d and IPv6 ones without a zone`},
+		{"route family", "interfaces:\n  - {name: eth0, link: tap:ut0, addresses: [10.0.0.1/24, fd00::1/64]}\nroutes:\n  - {to: default6, via: 10.0.0.9}\n",
+			`routes[0].via: "10.0.0.9" is not an IPv6 address`},
 		{"unknown key", "interfaces:\n  - name: eth0\n    link: tap:ut0\n    adress: [10.0.0.1/24]\n",
 			`interfaces[0]: unknown key "adress" (did you mean "addresses"?)`},
 		{"unknown top key", "interface: []\n",
@@ -153,7 +155,7 @@ func TestParseBad(t *testing.T) {
 		{"route via self", iface + "routes:\n  - {to: default, via: 10.0.0.1}\n",
 			`routes[0].via: gateway 10.0.0.1 is not on any configured subnet`},
 		{"route bad to", iface + "routes:\n  - {to: 10.1.0.0, via: 10.0.0.2}\n",
-			`routes[0].to: "10.1.0.0" is not a CIDR prefix or "default"`},
+			`routes[0].to: "10.1.0.0" is not a CIDR prefix, "default" or "default6"`},
 		{"route host bits", iface + "routes:\n  - {to: 10.1.2.3/16, via: 10.0.0.2}\n",
 			`routes[0].to: 10.1.2.3/16 has bits set past the prefix length (did you mean 10.1.0.0/16?)`},
 		{"route missing via", iface + "routes:\n  - {to: default}\n",
@@ -258,5 +260,20 @@ func TestGenerateMAC(t *testing.T) {
 	}
 	if !a.IsLocal() || a.IsMulticast() {
 		t.Errorf("%s is not locally administered unicast", a)
+	}
+}
+
+func TestParseIPv6(t *testing.T) {
+	c, err := ParseConfig([]byte("interfaces:\n  - {name: eth0, link: tap:ut0, addresses: [10.0.0.1/24, \"2001:db8::1/64\"]}\n" +
+		"routes:\n  - {to: default6, via: \"2001:db8::fe\"}\n  - {to: \"2001:db8:5::/48\", via: \"2001:db8::9\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Route{
+		{To: netip.MustParsePrefix("::/0"), Via: netip.MustParseAddr("2001:db8::fe")},
+		{To: netip.MustParsePrefix("2001:db8:5::/48"), Via: netip.MustParseAddr("2001:db8::9")},
+	}
+	if !reflect.DeepEqual(c.Routes, want) || len(c.Interfaces[0].Addresses) != 2 {
+		t.Errorf("routes %v, addresses %v", c.Routes, c.Interfaces[0].Addresses)
 	}
 }

@@ -41,8 +41,10 @@ func (c *Config) Marshal() []byte {
 		for _, r := range c.Routes {
 			m := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
 			to := r.To.String()
-			if r.To.Bits() == 0 {
+			if r.To.Bits() == 0 && r.To.Addr().Is4() {
 				to = "default"
+			} else if r.To.Bits() == 0 {
+				to = "default6"
 			}
 			add(m, "to", str(to))
 			add(m, "via", str(r.Via.String()))

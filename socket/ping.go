@@ -3,12 +3,22 @@ package socket
 import (
 	"net"
 	"net/netip"
+	"syscall"
 
 	"ustack/transport/icmp"
 )
 
-// pingNetwork names ping sockets in errors.
-const pingNetwork = "ip4:icmp"
+// pingNetwork and ping6Network name ping sockets in errors.
+const (
+	pingNetwork  = "ip4:icmp"
+	ping6Network = "ip6:ipv6-icmp"
+)
+
+// ICMP6Provider is a Provider with ICMPv6 echo endpoints (a
+// *stack.Stack is one).
+type ICMP6Provider interface {
+	ICMP6() *icmp.Protocol
+}
 
 // PingConn is an ICMP echo socket, a net.PacketConn like the "udp4" ping
 // sockets of golang.org/x/net/icmp: WriteTo takes an ICMP echo request
@@ -25,14 +35,25 @@ type PingConn struct {
 var _ net.PacketConn = (*PingConn)(nil)
 
 // ListenPing opens a ping socket on laddr (invalid or unspecified: every
-// local address) with an identifier of its own.
+// local address) with an identifier of its own. An IPv6 laddr (:: for
+// every address) opens an ICMPv6 echo socket, which needs p to be an
+// ICMP6Provider; otherwise the socket is ICMPv4.
 func ListenPing(p Provider, laddr netip.Addr) (*PingConn, error) {
-	ep, err := p.ICMP().Open(laddr, 0)
+	proto, network := p.ICMP(), pingNetwork
+	if laddr.Is6() && !laddr.Is4In6() {
+		network = ping6Network
+		p6, ok := p.(ICMP6Provider)
+		if !ok {
+			return nil, &net.OpError{Op: "listen", Net: network, Addr: ipAddr(laddr), Err: sysErr("socket", syscall.EAFNOSUPPORT)}
+		}
+		proto = p6.ICMP6()
+	}
+	ep, err := proto.Open(laddr, 0)
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: pingNetwork, Addr: ipAddr(laddr), Err: sysErr("bind", err)}
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: ipAddr(laddr), Err: sysErr("bind", err)}
 	}
 	c := &PingConn{ep: ep}
-	c.base = newBase(pingNetwork, c.LocalAddr)
+	c.base = newBase(network, c.LocalAddr)
 	return c, nil
 }
 
@@ -66,10 +87,12 @@ func (c *PingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	case *net.IPAddr:
 		if a != nil {
 			dst, _ = netip.AddrFromSlice(a.IP)
+			dst = dst.WithZone(a.Zone)
 		}
 	case *net.UDPAddr:
 		if a != nil {
 			dst, _ = netip.AddrFromSlice(a.IP)
+			dst = dst.WithZone(a.Zone)
 		}
 	default:
 		return 0, c.opErr("write", addr, errInvalid)

@@ -72,8 +72,8 @@ func ipAddr(a netip.Addr) net.Addr {
 
 // parseAddr parses "host:port" for a "udp", "udp4", "udp6", "tcp", "tcp4"
 // or "tcp6" network. An empty host is the unspecified address of the
-// family (IPv4 for "udp" and "tcp": ustack has no dual-stack sockets),
-// "localhost" the loopback address.
+// family (IPv4 for "udp" and "tcp"; Listen and ListenPacket make those
+// dual-stack, see parseListenAddr), "localhost" the loopback address.
 func parseAddr(network, address string) (netip.AddrPort, error) {
 	switch network {
 	case "udp", "udp4", "udp6", "tcp", "tcp4", "tcp6":
@@ -109,6 +109,20 @@ func parseAddr(network, address string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, &net.AddrError{Err: "no suitable address found", Addr: address}
 	}
 	return netip.AddrPortFrom(a, port), nil
+}
+
+// parseListenAddr is parseAddr for Listen and ListenPacket: an empty host
+// on "udp" or "tcp" is the IPv6 wildcard, a dual-stack socket that takes
+// IPv4 too (peers as IPv4-mapped addresses), as Go's net listens.
+func parseListenAddr(network, address string) (netip.AddrPort, error) {
+	la, err := parseAddr(network, address)
+	if err != nil {
+		return la, err
+	}
+	if (network == "udp" || network == "tcp") && strings.HasPrefix(address, ":") {
+		la = netip.AddrPortFrom(netip.IPv6Unspecified(), la.Port())
+	}
+	return la, nil
 }
 
 func parsePort(network, service string) (uint16, error) {

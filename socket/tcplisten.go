@@ -34,7 +34,7 @@ func Listen(p Provider, network, address string) (net.Listener, error) {
 	default:
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	la, err := parseAddr(network, address)
+	la, err := parseListenAddr(network, address)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}

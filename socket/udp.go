@@ -30,7 +30,7 @@ func ListenPacket(p Provider, network, address string) (net.PacketConn, error) {
 	default:
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	la, err := parseAddr(network, address)
+	la, err := parseListenAddr(network, address)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}

@@ -62,7 +62,7 @@ func (s *Stack) AddInterface(name string, ep link.Endpoint) (*Interface, error) 
 			// one of its own, seeded from the caller's (under s.mu).
 			cfg.Rand = rand.New(rand.NewPCG(cfg.Rand.Uint64(), uint64(ifc.index)))
 		}
-		ifc.neigh = neigh.New(s.clk, cfg, resolverMux{v4: s.arp.Resolver(ifc)}, ifc)
+		ifc.neigh = neigh.New(s.clk, cfg, resolverMux{v4: s.arp.Resolver(ifc), v6: s.nd.Resolver(ifc)}, ifc)
 		s.arp.Attach(ifc, ifc.neigh)
 	}
 	s.update(func(t *ifaceTable) {
@@ -70,6 +70,12 @@ func (s *Stack) AddInterface(name string, ep link.Endpoint) (*Interface, error) 
 		t.byName[name] = ifc
 	})
 	ifc.up.Store(true)
+	if ifc.neigh != nil {
+		// Neighbour discovery makes the link-local address (after DAD)
+		// and solicits routers; Attach calls nothing of the host, so
+		// s.mu may be held.
+		s.nd.Attach(ifc, ifc.neigh, ndHost{s})
+	}
 	ep.Attach(ifc)
 	s.log.Info("interface added", "if", name, "index", ifc.index, "link", ep.Name(),
 		"mtu", ep.MTU(), "mac", ifc.mac, "caps", ep.Capabilities())
@@ -99,6 +105,7 @@ func (s *Stack) RemoveInterface(name string) error {
 	s.routes.DeleteFunc(func(r route.Route) bool { return r.IfIndex == ifc.index })
 	if ifc.neigh != nil {
 		s.arp.Detach(ifc.index)
+		s.nd.Detach(ifc.index)
 		ifc.neigh.Close()
 	}
 	s.lo.CompareAndSwap(ifc, nil)
@@ -107,49 +114,90 @@ func (s *Stack) RemoveInterface(name string) error {
 }
 
 // AddAddress assigns an address (with its prefix length) to the interface,
-// adds the connected route for its prefix and, on Ethernet, announces it
-// with a gratuitous ARP (RFC 5227 §3).
+// adds the connected route for its prefix and, on Ethernet, announces an
+// IPv4 address with a gratuitous ARP (RFC 5227 §3). An IPv6 address on an
+// Ethernet interface goes through duplicate address detection first
+// (RFC 4862 §5.4): it is assigned a moment later, or never if a
+// neighbour has it (see NDP().Addresses).
 func (s *Stack) AddAddress(ifname string, p netip.Prefix) error {
 	if !p.IsValid() {
 		return fmt.Errorf("stack: invalid address %v", p)
 	}
-	p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits())
+	p = netip.PrefixFrom(p.Addr().Unmap().WithZone(""), p.Bits())
 	s.mu.Lock()
 	ifc := s.ifaces.Load().byName[ifname]
 	if ifc == nil {
 		s.mu.Unlock()
 		return fmt.Errorf("stack: interface %q: %w", ifname, ErrNoInterface)
 	}
-	if i, ok := s.ifaces.Load().local[p.Addr()]; ok {
+	if p.Addr().Is6() && ifc.neigh != nil {
+		if i, ok := s.ifaces.Load().local[p.Addr()]; ok {
+			s.mu.Unlock()
+			return fmt.Errorf("stack: address %v is on interface %d: %w", p.Addr(), i, ErrExists)
+		}
+		// ndp calls back into ndHost, which takes s.mu.
 		s.mu.Unlock()
-		return fmt.Errorf("stack: address %v is on interface %d: %w", p.Addr(), i, ErrExists)
+		if err := s.nd.AddAddress(ifc.index, p); err != nil {
+			return fmt.Errorf("stack: %w", err)
+		}
+		return nil
 	}
-	addrs := append(slices.Clone(*ifc.addrs.Load()), p)
-	ifc.addrs.Store(&addrs)
-	s.update(func(t *ifaceTable) { t.local[p.Addr()] = ifc.index })
-	if p.Bits() < p.Addr().BitLen() || ifc == s.lo.Load() {
-		s.routes.Add(route.Route{Dst: p.Masked(), IfIndex: ifc.index, Src: p.Addr(), Origin: route.OriginConnected})
-	}
+	err := s.assign(ifc, p, p.Bits() < p.Addr().BitLen() || ifc == s.lo.Load())
 	s.mu.Unlock()
-	s.log.Info("address added", "if", ifname, "addr", p)
+	if err != nil {
+		return err
+	}
 	if ifc.neigh != nil && p.Addr().Is4() {
 		s.arp.Announce(ifc, p.Addr())
 	}
 	return nil
 }
 
-// RemoveAddress removes an address and its connected route.
+// assign adds p to ifc's addresses and, with route, the connected route
+// for its prefix. Callers hold s.mu.
+func (s *Stack) assign(ifc *Interface, p netip.Prefix, route_ bool) error {
+	if i, ok := s.ifaces.Load().local[p.Addr()]; ok {
+		return fmt.Errorf("stack: address %v is on interface %d: %w", p.Addr(), i, ErrExists)
+	}
+	// The route first: whoever sees the address can route with it.
+	if route_ {
+		s.routes.Add(route.Route{Dst: p.Masked(), IfIndex: ifc.index, Src: p.Addr(), Origin: route.OriginConnected})
+	}
+	s.update(func(t *ifaceTable) { t.local[p.Addr()] = ifc.index })
+	addrs := append(slices.Clone(*ifc.addrs.Load()), p)
+	ifc.addrs.Store(&addrs)
+	s.log.Info("address added", "if", ifc.name, "addr", p)
+	return nil
+}
+
+// RemoveAddress removes an address and its connected route. An IPv6
+// address still under duplicate address detection is forgotten too.
 func (s *Stack) RemoveAddress(ifname string, a netip.Addr) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ifc := s.ifaces.Load().byName[ifname]
+	a = a.WithZone("")
+	ifc := s.Interface(ifname)
 	if ifc == nil {
 		return fmt.Errorf("stack: interface %q: %w", ifname, ErrNoInterface)
 	}
+	ndHad := false
+	if a.Is6() && ifc.neigh != nil {
+		// Without s.mu: ndp may call ndHost.LeaveGroup.
+		ndHad = s.nd.RemoveAddress(ifc.index, a)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.unassign(ifc, a); err != nil && !ndHad {
+		return err
+	}
+	return nil
+}
+
+// unassign removes a from ifc's addresses with its connected route.
+// Callers hold s.mu.
+func (s *Stack) unassign(ifc *Interface, a netip.Addr) error {
 	old := *ifc.addrs.Load()
 	i := slices.IndexFunc(old, func(p netip.Prefix) bool { return p.Addr() == a })
 	if i < 0 {
-		return fmt.Errorf("stack: interface %q has no address %v", ifname, a)
+		return fmt.Errorf("stack: interface %q has no address %v", ifc.name, a)
 	}
 	p := old[i]
 	addrs := slices.Delete(slices.Clone(old), i, i+1)
@@ -158,20 +206,55 @@ func (s *Stack) RemoveAddress(ifname string, a netip.Addr) error {
 	s.routes.DeleteFunc(func(r route.Route) bool {
 		return r.Origin == route.OriginConnected && r.IfIndex == ifc.index && r.Dst == p.Masked() && r.Src == a
 	})
+	s.log.Info("address removed", "if", ifc.name, "addr", a)
 	return nil
 }
 
 // AddRoute adds a route. r.IfIndex may be 0 when r.Gateway is on the
-// subnet of an interface's address: that interface is used.
+// subnet of an interface's address (an IPv6 one may still be under DAD)
+// or, for an IPv6 link-local gateway, names its interface as its zone:
+// that interface is used.
 func (s *Stack) AddRoute(r route.Route) error {
+	if z := r.Gateway.Zone(); z != "" {
+		ifc := s.Interface(z)
+		if ifc == nil {
+			return fmt.Errorf("stack: gateway %v: interface %q: %w", r.Gateway, z, ErrNoInterface)
+		}
+		if r.IfIndex == 0 {
+			r.IfIndex = ifc.index
+		}
+		r.Gateway = r.Gateway.WithZone("")
+	}
 	if r.IfIndex == 0 && r.Gateway.IsValid() {
 		if c, ok := s.routes.LookupFunc(r.Gateway, func(c *route.Route) bool { return c.Origin == route.OriginConnected }); ok {
 			r.IfIndex = c.IfIndex
+		} else if i := s.tentativeSubnet(r.Gateway); i > 0 {
+			r.IfIndex = i
 		} else {
 			return fmt.Errorf("stack: gateway %v is not on a connected network", r.Gateway)
 		}
 	}
 	return s.routes.Add(r)
+}
+
+// tentativeSubnet returns the index of the interface with an IPv6 address
+// under DAD whose prefix holds a, or 0: a configuration may name a
+// gateway before its connected route exists.
+func (s *Stack) tentativeSubnet(a netip.Addr) int {
+	if !a.Is6() {
+		return 0
+	}
+	for _, ifc := range s.Interfaces() {
+		if ifc.neigh == nil {
+			continue
+		}
+		for _, ai := range s.nd.Addresses(ifc.index) {
+			if ai.Tentative && ai.Prefix.Bits() < 128 && ai.Prefix.Masked().Contains(a) {
+				return ifc.index
+			}
+		}
+	}
+	return 0
 }
 
 // Index, Name, MTU, ... implement proto.Interface.
@@ -332,8 +415,12 @@ func (ifc *Interface) SendResolved(mac wire.MAC, et wire.EtherType, pkt *buf.Pac
 // (neigh.Sender); the network protocol answers with ICMP host unreachable.
 // It takes ownership of pkt.
 func (ifc *Interface) ResolutionFailed(_ netip.Addr, et wire.EtherType, pkt *buf.Packet) {
-	if et == wire.EtherTypeIPv4 {
+	switch et {
+	case wire.EtherTypeIPv4:
 		ifc.s.ipv4.ResolutionFailed(ifc, pkt)
+		return
+	case wire.EtherTypeIPv6:
+		ifc.s.ipv6.ResolutionFailed(ifc, pkt)
 		return
 	}
 	ifc.drop(pkt, proto.DropNeighFailed)

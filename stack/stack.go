@@ -1,6 +1,6 @@
 // Package stack composes a ustack instance: interfaces over links,
 // addresses, the routing table, the neighbour caches, the protocols (ARP,
-// IPv4, UDP, TCP, ICMP echo), tunables, counters and the socket table. It is the
+// IPv4, IPv6 with neighbour discovery, UDP, TCP, ICMP and ICMPv6 echo), tunables, counters and the socket table. It is the
 // composition layer and holds no protocol logic: it wires the protocol
 // packages together through the contracts in proto.
 //
@@ -21,6 +21,8 @@ import (
 	"ustack/link/loopback"
 	"ustack/network/arp"
 	"ustack/network/ipv4"
+	"ustack/network/ipv6"
+	"ustack/network/ndp"
 	"ustack/network/neigh"
 	"ustack/network/route"
 	"ustack/proto"
@@ -42,7 +44,7 @@ type Options struct {
 	// Neighbor configures every interface's neighbour cache; zero fields
 	// take neigh's defaults. A Rand given here seeds a generator per cache.
 	Neighbor neigh.Config
-	// NoLoopback leaves out the loopback interface "lo" (127.0.0.1/8).
+	// NoLoopback leaves out the loopback interface "lo" (127.0.0.1/8, ::1).
 	NoLoopback bool
 }
 
@@ -55,12 +57,15 @@ type Stack struct {
 	sysctl proto.Sysctl
 	routes route.Table
 
-	arp  *arp.Protocol
-	ipv4 *ipv4.Protocol
-	udp  *udp.Protocol
-	tcp  *tcp.Protocol
-	icmp *icmp.Protocol
-	net  netMux
+	arp   *arp.Protocol
+	ipv4  *ipv4.Protocol
+	ipv6  *ipv6.Protocol
+	nd    *ndp.Protocol
+	icmp6 *icmp.Protocol
+	udp   *udp.Protocol
+	tcp   *tcp.Protocol
+	icmp  *icmp.Protocol
+	net   netMux
 
 	netProtos map[wire.EtherType]proto.NetworkProtocol
 
@@ -95,16 +100,24 @@ func New(o Options) *Stack {
 	ifs := (*interfaces)(s)
 	s.arp = arp.New(ifs, s.log)
 	s.ipv4 = ipv4.New(ifs, &s.routes, s.clk, &s.sysctl, s.log)
-	s.net = netMux{v4: s.ipv4}
+	s.ipv6 = ipv6.New(ifs, &s.routes, s.clk, &s.sysctl, s.log)
+	s.net = netMux{v4: s.ipv4, v6: s.ipv6, ifs: ifs}
 	s.udp = udp.New(&s.net, &s.sysctl, s.log)
 	s.icmp = icmp.New(&s.net, s.log)
+	s.icmp6 = icmp.New6(&s.net, s.log)
 	s.tcp = tcp.New(&s.net, s.clk, &s.sysctl, s.log)
 	s.ipv4.RegisterTransport(s.udp)
 	s.ipv4.RegisterTransport(s.tcp)
 	s.ipv4.RegisterTransport(s.icmp)
+	s.ipv6.RegisterTransport(s.udp)
+	s.ipv6.RegisterTransport(s.tcp)
+	s.ipv6.RegisterTransport(s.icmp6)
+	s.nd = ndp.New(s.ipv6, ndp.Config{Forwarding: s.ipv6.Forwarding}, s.log)
+	s.ipv6.SetNDHandler(s.nd)
 	s.netProtos = map[wire.EtherType]proto.NetworkProtocol{
 		wire.EtherTypeARP:  s.arp,
 		wire.EtherTypeIPv4: s.ipv4,
+		wire.EtherTypeIPv6: s.ipv6,
 	}
 	if !o.NoLoopback {
 		lo, err := s.AddInterface("lo", loopback.New(65535))
@@ -113,6 +126,7 @@ func New(o Options) *Stack {
 		}
 		s.lo.Store(lo)
 		s.AddAddress("lo", netip.MustParsePrefix("127.0.0.1/8"))
+		s.AddAddress("lo", netip.MustParsePrefix("::1/128"))
 	}
 	return s
 }
@@ -134,6 +148,15 @@ func (s *Stack) TCP() *tcp.Protocol { return s.tcp }
 
 // ICMP is the ICMP echo protocol (for ping sockets).
 func (s *Stack) ICMP() *icmp.Protocol { return s.icmp }
+
+// ICMP6 is the ICMPv6 echo protocol (for IPv6 ping sockets).
+func (s *Stack) ICMP6() *icmp.Protocol { return s.icmp6 }
+
+// IPv6 is the IPv6 protocol.
+func (s *Stack) IPv6() *ipv6.Protocol { return s.ipv6 }
+
+// NDP is IPv6 neighbour discovery (addresses, routers, prefixes, groups).
+func (s *Stack) NDP() *ndp.Protocol { return s.nd }
 
 // IPv4 is the IPv4 protocol.
 func (s *Stack) IPv4() *ipv4.Protocol { return s.ipv4 }
@@ -194,15 +217,19 @@ func (s *Stack) update(f func(t *ifaceTable)) {
 }
 
 // VisitStats lists every counter of the stack: per interface (link and
-// framing), ARP and neighbour caches, IPv4, ICMP (the protocol, and its
-// echo sockets under icmp.socket.), UDP, TCP.
+// framing), ARP and neighbour caches, IPv4, IPv6 and ICMPv6, neighbour
+// discovery, ICMP (the protocol, and its echo sockets under icmp.socket.,
+// ICMPv6 ones under icmp6.socket.), UDP, TCP.
 func (s *Stack) VisitStats(v stats.Visitor) {
 	for _, ifc := range s.Interfaces() {
 		ifc.visitStats(v)
 	}
 	s.arp.VisitStats(v)
 	s.ipv4.VisitStats(v)
+	s.ipv6.VisitStats(v)
+	s.nd.VisitStats(v)
 	s.icmp.VisitStats(v)
+	s.icmp6.VisitStats(v)
 	s.udp.VisitStats(v)
 	s.tcp.VisitStats(v)
 }
@@ -221,6 +248,7 @@ func (s *Stack) Sockets() []proto.SocketInfo {
 	s.udp.Sockets(f)
 	s.tcp.Sockets(f)
 	s.icmp.Sockets(f)
+	s.icmp6.Sockets(f)
 	return out
 }
 
@@ -239,6 +267,7 @@ func (s *Stack) Close() error {
 	}
 	s.tcp.Close()
 	s.ipv4.Close()
+	s.ipv6.Close()
 	return nil
 }
 

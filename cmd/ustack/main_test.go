@@ -102,6 +102,31 @@ func TestPing(t *testing.T) {
 	})
 }
 
+func TestPing6(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t)
+		if err := p.st.AddAddress("eth0", netip.MustParsePrefix("fd00:200::1/64")); err != nil {
+			t.Fatal(err)
+		}
+		<-time.After(3 * time.Second) // the peer's duplicate address detection
+		code, out, errOut := p.cli.runArgs(context.Background(), nil, "ping", "-c", "2", "-i", "0.2",
+			"--link", "pipe:x", "--addr", "fd00:200::2/64", "fd00:200::1")
+		if code != 0 || errOut != "" {
+			t.Fatalf("status %d, stderr %q, stdout:\n%s", code, errOut, out)
+		}
+		want := []string{
+			`PING fd00:200::1 \(fd00:200::1\) 56\(104\) bytes of data\.`,
+			`64 bytes from fd00:200::1: icmp_seq=1 ttl=64 time=0\.000 ms`,
+			`64 bytes from fd00:200::1: icmp_seq=2 ttl=64 time=0\.000 ms`,
+			``,
+			`--- fd00:200::1 ping statistics ---`,
+			`2 packets transmitted, 2 received, 0% packet loss, time 200ms`,
+			`rtt min/avg/max/mdev = 0\.000/0\.000/0\.000/0\.000 ms`,
+		}
+		matchLines(t, out, want)
+	})
+}
+
 func TestPingOptions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPeer(t)
@@ -176,11 +201,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ping", "--link", "pipe:x", "--addr", "10.0.0.2/24"}, 2, `^usage: ustack ping`},
 		{[]string{"ping", "--addr", "10.0.0.2/24", "10.0.0.1"}, 2, `^ustack ping: --link is required`},
 		{[]string{"ping", "--link", "x:y", "10.0.0.1"}, 2, `^ustack ping: --addr is required`},
-		{[]string{"ping", "--link", "x:y", "--addr", "10.0.0.2", "10.0.0.1"}, 2, `^ustack ping: --addr "10.0.0.2" is not an IPv4 CIDR prefix`},
+		{[]string{"ping", "--link", "x:y", "--addr", "10.0.0.2", "10.0.0.1"}, 2, `^ustack ping: --addr "10.0.0.2" is not a CIDR prefix`},
 		{[]string{"ping", "--link", "x:y", "--addr", "10.0.0.2/24", "--gw", "10.1.0.1", "10.0.0.1"}, 2, `^ustack ping: --gw 10.1.0.1 is not on 10.0.0.0/24\n$`},
 		{[]string{"ping", "--link", "x:y", "--addr", "10.0.0.2/24", "10.0.0.1"}, 2, `^ustack ping: no links here\n$`},
 		{[]string{"ping", "-c", "x", "10.0.0.1"}, 2, `invalid value "x" for flag -c`},
-		{[]string{"ping", "example.com"}, 2, `^ustack ping: example.com: not an IPv4 address`},
+		{[]string{"ping", "example.com"}, 2, `^ustack ping: example.com: not an IP address`},
+		{[]string{"ping", "--link", "x:y", "--addr", "fd00::2/64", "--gw", "10.0.0.1", "fd00::1"}, 2, `^ustack ping: --gw "10.0.0.1" is not an address of --addr's family`},
 		{[]string{"nc", "10.0.0.1", "x"}, 2, `^ustack nc: x: not a port number\n$`},
 		{[]string{"nc", "10.0.0.1"}, 2, `^usage: ustack nc \[-u\]`},
 		{[]string{"nc", "-u", "10.0.0.1", "x"}, 2, `^ustack nc: x: not a port number\n$`},

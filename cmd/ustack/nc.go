@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,8 +44,11 @@ func (c *cli) nc(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return 2
 	}
 	a, err := netip.ParseAddr(host)
-	if err != nil || !a.Is4() {
-		return failf(stderr, "nc", 2, "%s: not an IPv4 address (ustack does not resolve names)", host)
+	if err != nil || a.Is4In6() {
+		return failf(stderr, "nc", 2, "%s: not an IP address (ustack does not resolve names)", host)
+	}
+	if *listen && a == netip.IPv4Unspecified() && strings.Contains(nf.addr, ":") {
+		a = netip.IPv6Unspecified() // listen on the stack's family
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || (p == 0 && !*listen) {

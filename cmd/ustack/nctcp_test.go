@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"ustack/service"
 	"ustack/socket"
@@ -116,6 +118,34 @@ func TestNCTCPErrors(t *testing.T) {
 			"nc", "-w", "1", "--link", "pipe:x", "--addr", "10.200.1.2/24", "10.200.1.77", "80")
 		if code != 1 || errOut != "ustack nc: dial tcp 10.200.1.77:80: i/o timeout\n" {
 			t.Errorf("timeout: status %d, stderr %q", code, errOut)
+		}
+	})
+}
+
+// TestNC6: nc over IPv6 TCP to the peer's echo service.
+func TestNC6(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t)
+		if err := p.st.AddAddress("eth0", netip.MustParsePrefix("fd00:200::1/64")); err != nil {
+			t.Fatal(err)
+		}
+		<-time.After(3 * time.Second) // the peer's duplicate address detection
+		ln, err := socket.Listen(p.st, "tcp6", ":7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- service.ServeListener(ctx, service.Echo, ln, service.Options{}) }()
+		t.Cleanup(func() { cancel(); <-done })
+		in := strings.Repeat("a line over IPv6\n", 2000)
+		code, out, errOut := p.cli.runArgs(context.Background(), strings.NewReader(in),
+			"nc", "--link", "pipe:x", "--addr", "fd00:200::2/64", "fd00:200::1", "7")
+		if code != 0 || errOut != "" {
+			t.Errorf("status %d, stderr %q", code, errOut)
+		}
+		if out != in {
+			t.Errorf("stdout: %d bytes, want the %d sent", len(out), len(in))
 		}
 	})
 }

@@ -53,8 +53,8 @@ func (c *cli) ping(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	}
 	host := pos[0]
 	dst, err := netip.ParseAddr(host)
-	if err != nil || !dst.Is4() {
-		return failf(stderr, "ping", 2, "%s: not an IPv4 address (ustack does not resolve names)", host)
+	if err != nil || dst.Is4In6() {
+		return failf(stderr, "ping", 2, "%s: not an IP address (ustack does not resolve names)", host)
 	}
 	cfg := pingConfig{count: *count, size: *size, ttl: *ttl}
 	if cfg.interval, err = parseSeconds(*interval); err != nil {
@@ -76,7 +76,11 @@ func (c *cli) ping(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		return failf(stderr, "ping", 2, "%v", err)
 	}
 	defer sa.Close()
-	fmt.Fprintf(stdout, "PING %s (%s) %d(%d) bytes of data.\n", host, dst, cfg.size, cfg.size+wire.ICMPv4HeaderLen+wire.IPv4MinHeaderLen)
+	hdrs := wire.ICMPv4HeaderLen + wire.IPv4MinHeaderLen
+	if dst.Is6() {
+		hdrs = wire.ICMPv6HeaderLen + wire.IPv6HeaderLen
+	}
+	fmt.Fprintf(stdout, "PING %s (%s) %d(%d) bytes of data.\n", host, dst, cfg.size, cfg.size+hdrs)
 	st, err := runPing(ctx, sa.st, dst, cfg, stdout)
 	if err != nil {
 		return failf(stderr, "ping", 2, "%v", err)
@@ -109,7 +113,12 @@ func parseSeconds(s string) (time.Duration, error) {
 // reply or ICMP error to out, as iputils ping does.
 func runPing(ctx context.Context, s *stack.Stack, dst netip.Addr, cfg pingConfig, out io.Writer) (pingStats, error) {
 	var st pingStats
-	ep, err := s.ICMP().Open(netip.Addr{}, 0)
+	v6 := dst.Is6()
+	echoProto, wild := s.ICMP(), netip.IPv4Unspecified()
+	if v6 {
+		echoProto, wild = s.ICMP6(), netip.IPv6Unspecified()
+	}
+	ep, err := echoProto.Open(wild, 0)
 	if err != nil {
 		return st, err
 	}
@@ -138,8 +147,13 @@ func runPing(ctx context.Context, s *stack.Stack, dst netip.Addr, cfg pingConfig
 	send := func() {
 		st.sent++
 		seq := uint16(st.sent)
-		f := wire.ICMPv4Fields{Type: wire.ICMPv4Echo, Rest: wire.EchoRest(ep.ID(), seq)}
-		f.Encode(msg)
+		if v6 {
+			f := wire.ICMPv6Fields{Type: wire.ICMPv6EchoRequest, Rest: wire.EchoRest(ep.ID(), seq)}
+			f.Encode(msg)
+		} else {
+			f := wire.ICMPv4Fields{Type: wire.ICMPv4Echo, Rest: wire.EchoRest(ep.ID(), seq)}
+			f.Encode(msg)
+		}
 		sentAt[seq] = time.Now()
 		if _, err := ep.WriteTo(msg, dst); err != nil {
 			fmt.Fprintf(out, "ping: sendmsg: %v\n", errnoText(err))
@@ -162,11 +176,15 @@ func runPing(ctx context.Context, s *stack.Stack, dst netip.Addr, cfg pingConfig
 			}
 			now := time.Now()
 			ttl := -1
-			if h := wire.IPv4(pkt.NetworkHeader); len(h) >= wire.IPv4MinHeaderLen {
+			if h := wire.IPv4(pkt.NetworkHeader); !v6 && len(h) >= wire.IPv4MinHeaderLen {
 				ttl = int(h.TTL())
+			} else if h := wire.IPv6(pkt.NetworkHeader); v6 && len(h) >= wire.IPv6HeaderLen {
+				ttl = int(h.HopLimit())
 			}
 			n := pkt.CopyTo(rbuf)
 			pkt.Release()
+			// ICMPv4 and ICMPv6 echo messages share their layout (RFC
+			// 792, RFC 4443 §4): sequence at 6, data from 8.
 			m := wire.ICMPv4(rbuf[:n])
 			if n < wire.ICMPv4HeaderLen {
 				continue

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"ustack/network/route"
 	"ustack/stack"
@@ -36,15 +37,17 @@ func (c *cli) bringUp(nf *netFlags) (*standalone, error) {
 		return nil, errors.New("--addr is required (e.g. --addr 10.200.1.2/24)")
 	}
 	addr, err := netip.ParsePrefix(nf.addr)
-	if err != nil || !addr.Addr().Is4() {
-		return nil, fmt.Errorf("--addr %q is not an IPv4 CIDR prefix (e.g. 10.200.1.2/24)", nf.addr)
+	if err != nil || addr.Addr().Is4In6() || addr.Addr().Zone() != "" {
+		return nil, fmt.Errorf("--addr %q is not a CIDR prefix (e.g. 10.200.1.2/24 or fd00::2/64)", nf.addr)
 	}
 	var gw netip.Addr
 	if nf.gw != "" {
-		if gw, err = netip.ParseAddr(nf.gw); err != nil || !gw.Is4() {
-			return nil, fmt.Errorf("--gw %q is not an IPv4 address", nf.gw)
+		if gw, err = netip.ParseAddr(nf.gw); err != nil || gw.Is4() != addr.Addr().Is4() || gw.Is4In6() {
+			return nil, fmt.Errorf("--gw %q is not an address of --addr's family", nf.gw)
 		}
-		if !addr.Contains(gw) {
+		if gw.Is6() && gw.IsLinkLocalUnicast() {
+			gw = gw.WithZone("eth0") // a router's usual IPv6 address
+		} else if !addr.Contains(gw) {
 			return nil, fmt.Errorf("--gw %s is not on %s", gw, addr.Masked())
 		}
 	}
@@ -63,13 +66,49 @@ func (c *cli) bringUp(nf *netFlags) (*standalone, error) {
 		return nil, err
 	}
 	if gw.IsValid() {
-		r := route.Route{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gateway: gw}
+		def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if gw.Is6() {
+			def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+		r := route.Route{Dst: def, Gateway: gw}
 		if err := st.AddRoute(r); err != nil {
 			st.Close()
 			return nil, err
 		}
 	}
+	if addr.Addr().Is6() {
+		// Duplicate address detection (RFC 4862 §5.4) runs before the
+		// address can be used.
+		if err := waitAssigned(st, addr.Addr(), 5*time.Second); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	return &standalone{st: st, addr: addr}, nil
+}
+
+// waitAssigned waits until eth0 has a: an IPv6 address is assigned once
+// DAD has passed.
+func waitAssigned(st *stack.Stack, a netip.Addr, timeout time.Duration) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, p := range st.Interface("eth0").Addrs() {
+			if p.Addr() == a {
+				return nil
+			}
+		}
+		for _, ai := range st.NDP().Addresses(st.Interface("eth0").Index()) {
+			if ai.Prefix.Addr() == a && ai.Duplicate {
+				return fmt.Errorf("--addr %s: duplicate address detected on the link", a)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("--addr %s: not assigned after %v", a, timeout)
+		}
+		<-tick.C
+	}
 }
 
 func (s *standalone) Close() { s.st.Close() }

@@ -1,14 +1,17 @@
 // Package icmp is ustack's ICMP echo endpoints ("ping sockets", as Linux's
-// SOCK_DGRAM/IPPROTO_ICMP): a transport above the network layer that lets
-// programs send ICMPv4 echo requests (RFC 792) and receive the replies whose
-// identifier is theirs, without a raw socket.
+// SOCK_DGRAM/IPPROTO_ICMP and IPPROTO_ICMPV6): a transport above the
+// network layer that lets programs send ICMPv4 (RFC 792) or ICMPv6 (RFC
+// 4443 §4) echo requests and receive the replies whose identifier is
+// theirs, without a raw socket. One Protocol serves one family: New for
+// ICMPv4, New6 for ICMPv6.
 //
 // It owns the endpoints, their identifiers (the "port" of a ping socket),
 // their receive queues and the delivery of ICMP errors about their
 // requests. It does not answer echo requests, verify ICMP checksums or
 // parse ICMP errors: the network layer (network/ipv4) does that and hands
 // this protocol the echo replies and other messages it does not consume
-// itself, and errors through HandleError.
+// itself, and errors through HandleError (network/ipv6 likewise for
+// ICMPv6).
 package icmp
 
 import (
@@ -37,10 +40,12 @@ const DefaultRecvBuffer = 212992
 // maxMessage is the largest ICMPv4 message: 65535 minus the IPv4 header.
 const maxMessage = 65535 - wire.IPv4MinHeaderLen
 
-// Protocol is the ICMP echo transport of one stack. It implements
-// proto.TransportProtocol for wire.IPProtoICMP.
+// Protocol is the ICMP echo transport of one stack for one family. It
+// implements proto.TransportProtocol for wire.IPProtoICMP (New) or
+// wire.IPProtoICMPv6 (New6).
 type Protocol struct {
 	net   proto.Network
+	v6    bool
 	log   *slog.Logger
 	stats proto.Counters
 
@@ -54,7 +59,20 @@ func New(n proto.Network, log *slog.Logger) *Protocol {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Protocol{net: n, log: log, ids: make(map[uint16][]*Endpoint)}
+	return newProtocol(n, log, false)
+}
+
+// New6 returns the ICMPv6 echo protocol sending through n. A nil log
+// discards.
+func New6(n proto.Network, log *slog.Logger) *Protocol {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return newProtocol(n, log, true)
+}
+
+func newProtocol(n proto.Network, log *slog.Logger, v6 bool) *Protocol {
+	p := &Protocol{net: n, v6: v6, log: log, ids: make(map[uint16][]*Endpoint)}
 	var b [2]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("icmp: crypto/rand: " + err.Error())
@@ -63,23 +81,39 @@ func New(n proto.Network, log *slog.Logger) *Protocol {
 	return p
 }
 
-// Protocol returns wire.IPProtoICMP.
-func (p *Protocol) Protocol() wire.IPProtocol { return wire.IPProtoICMP }
+// Protocol returns wire.IPProtoICMP, or wire.IPProtoICMPv6 for New6's.
+func (p *Protocol) Protocol() wire.IPProtocol {
+	if p.v6 {
+		return wire.IPProtoICMPv6
+	}
+	return wire.IPProtoICMP
+}
 
 // Stats returns the protocol's counters.
 func (p *Protocol) Stats() *proto.Counters { return &p.stats }
 
-// VisitStats reports the counters under "icmp.socket.".
-func (p *Protocol) VisitStats(v stats.Visitor) { p.stats.Visit("icmp.socket.", v) }
+// VisitStats reports the counters under "icmp.socket." ("icmp6.socket."
+// for ICMPv6).
+func (p *Protocol) VisitStats(v stats.Visitor) {
+	if p.v6 {
+		p.stats.Visit("icmp6.socket.", v)
+		return
+	}
+	p.stats.Visit("icmp.socket.", v)
+}
 
 // Sockets calls f for every endpoint, ordered by identifier. Local's port
 // is the identifier.
 func (p *Protocol) Sockets(f func(proto.SocketInfo)) {
 	p.mu.RLock()
 	var infos []proto.SocketInfo
+	name := "icmp"
+	if p.v6 {
+		name = "icmp6"
+	}
 	for _, eps := range p.ids {
 		for _, e := range eps {
-			infos = append(infos, proto.SocketInfo{Proto: "icmp",
+			infos = append(infos, proto.SocketInfo{Proto: name,
 				Local: netip.AddrPortFrom(e.local, e.id), State: "UNCONN", RecvQ: e.rx.Bytes()})
 		}
 	}
@@ -95,14 +129,25 @@ func (p *Protocol) Sockets(f func(proto.SocketInfo)) {
 // Open creates an endpoint on laddr (the zero or unspecified address: every
 // local address) with echo identifier id; id 0 picks one no endpoint uses.
 // An identifier already used on an overlapping address fails with
-// syscall.EADDRINUSE.
+// syscall.EADDRINUSE. laddr of the other family fails with
+// syscall.EAFNOSUPPORT.
 func (p *Protocol) Open(laddr netip.Addr, id uint16) (*Endpoint, error) {
-	laddr = laddr.Unmap()
-	if !laddr.IsValid() {
-		laddr = netip.IPv4Unspecified()
-	}
-	if !laddr.Is4() {
-		return nil, syscall.EAFNOSUPPORT
+	if p.v6 {
+		laddr = laddr.WithZone("")
+		if !laddr.IsValid() {
+			laddr = netip.IPv6Unspecified()
+		}
+		if !laddr.Is6() || laddr.Is4In6() {
+			return nil, syscall.EAFNOSUPPORT
+		}
+	} else {
+		laddr = laddr.Unmap()
+		if !laddr.IsValid() {
+			laddr = netip.IPv4Unspecified()
+		}
+		if !laddr.Is4() {
+			return nil, syscall.EAFNOSUPPORT
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -160,13 +205,24 @@ func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Ve
 		p.stats.Drop(proto.DropTruncated)
 		return proto.NoEndpoint
 	}
-	m := wire.ICMPv4(b)
-	if m.Type() != wire.ICMPv4EchoReply || m.Code() != 0 {
-		p.stats.Drop(proto.DropUnsupported)
-		return proto.NoEndpoint
+	var id uint16
+	if p.v6 {
+		m := wire.ICMPv6(b)
+		if m.Type() != wire.ICMPv6EchoReply || m.Code() != 0 {
+			p.stats.Drop(proto.DropUnsupported)
+			return proto.NoEndpoint
+		}
+		id = m.ID()
+	} else {
+		m := wire.ICMPv4(b)
+		if m.Type() != wire.ICMPv4EchoReply || m.Code() != 0 {
+			p.stats.Drop(proto.DropUnsupported)
+			return proto.NoEndpoint
+		}
+		id = m.ID()
 	}
 	p.mu.RLock()
-	e := p.find(m.ID(), info.Dst)
+	e := p.find(id, info.Dst.WithZone(""))
 	p.mu.RUnlock()
 	if e == nil {
 		p.stats.Drop(proto.DropNoEndpoint)
@@ -189,18 +245,29 @@ func (p *Protocol) HandleError(ie *proto.ICMPError) {
 	if len(ie.Quote) < wire.ICMPv4HeaderLen {
 		return
 	}
-	q := wire.ICMPv4(ie.Quote)
-	if q.Type() != wire.ICMPv4Echo {
-		return
+	var id, seq uint16
+	var src netip.Addr
+	if p.v6 {
+		q := wire.ICMPv6(ie.Quote)
+		if q.Type() != wire.ICMPv6EchoRequest {
+			return
+		}
+		id, seq, src = q.ID(), q.Seq(), ie.Src.WithZone("")
+	} else {
+		q := wire.ICMPv4(ie.Quote)
+		if q.Type() != wire.ICMPv4Echo {
+			return
+		}
+		id, seq, src = q.ID(), q.Seq(), ie.Src.Unmap()
 	}
 	p.mu.RLock()
-	e := p.find(q.ID(), ie.Src.Unmap())
+	e := p.find(id, src)
 	p.mu.RUnlock()
 	if e == nil {
 		return
 	}
 	e.rx.SetErr(&Error{Kind: ie.Kind, Type: ie.Type, Code: ie.Code, From: ie.From,
-		Dst: ie.Dst, Seq: q.Seq(), MTU: ie.MTU})
+		Dst: ie.Dst, Seq: seq, MTU: ie.MTU})
 }
 
 // errQueueLen is how many ICMP errors an endpoint keeps for its reader, as
@@ -262,14 +329,18 @@ func (e *Endpoint) SetRecvBuffer(n int) { e.rx.SetLimit(n) }
 func (e *Endpoint) Readable() <-chan struct{} { return e.rx.Readable() }
 
 // WriteTo sends msg, an ICMP echo request (type 8, code 0, checksum,
-// identifier, sequence, data), to dst. It copies msg, puts the endpoint's
-// identifier in it and computes the checksum. Errors: EINVAL for a message
+// identifier, sequence, data; for ICMPv6 type 128), to dst. It copies msg,
+// puts the endpoint's identifier in it and computes the checksum (for
+// ICMPv6 over the pseudo-header, RFC 4443 §2.3). Errors: EINVAL for a message
 // shorter than 8 bytes or not an echo request, EMSGSIZE when too long,
 // EDESTADDRREQ for an invalid dst, EACCES to a broadcast address without
 // SetBroadcast, ENETUNREACH without a route; net.ErrClosed after Close.
 func (e *Endpoint) WriteTo(msg []byte, dst netip.Addr) (int, error) {
 	if e.closed.Load() {
 		return 0, net.ErrClosed
+	}
+	if e.p.v6 {
+		return e.writeTo6(msg, dst)
 	}
 	if len(msg) < wire.ICMPv4HeaderLen || wire.ICMPv4Type(msg[0]) != wire.ICMPv4Echo || msg[1] != 0 {
 		return 0, syscall.EINVAL
@@ -305,6 +376,46 @@ func (e *Endpoint) WriteTo(msg []byte, dst netip.Addr) (int, error) {
 	m.UpdateChecksum()
 	wp := proto.WriteParams{TTL: uint8(e.ttl.Load())}
 	if err := p.net.WritePacket(r, wire.IPProtoICMP, wp, pkt); err != nil {
+		return 0, err
+	}
+	p.stats.OutPackets.Inc()
+	p.stats.OutBytes.Add(uint64(len(msg)))
+	return len(msg), nil
+}
+
+// writeTo6 is WriteTo for ICMPv6 echo requests. dst may carry a zone
+// (a link-local address's interface).
+func (e *Endpoint) writeTo6(msg []byte, dst netip.Addr) (int, error) {
+	if len(msg) < wire.ICMPv6HeaderLen || wire.ICMPv6Type(msg[0]) != wire.ICMPv6EchoRequest || msg[1] != 0 {
+		return 0, syscall.EINVAL
+	}
+	if len(msg) > 65535 {
+		return 0, syscall.EMSGSIZE
+	}
+	if !dst.IsValid() {
+		return 0, syscall.EDESTADDRREQ
+	}
+	if !dst.Is6() || dst.Is4In6() {
+		return 0, syscall.EAFNOSUPPORT
+	}
+	var src netip.Addr
+	if !e.local.IsUnspecified() {
+		src = e.local
+	}
+	p := e.p
+	r, err := p.net.Route(dst, src, 0)
+	if errors.Is(err, proto.ErrNoRoute) {
+		return 0, syscall.ENETUNREACH
+	} else if err != nil {
+		return 0, err
+	}
+	pkt := buf.New(p.net.MaxHeaderLen(), len(msg))
+	m := wire.ICMPv6(pkt.Bytes())
+	copy(m, msg)
+	binary.BigEndian.PutUint16(m[4:], e.id)
+	m.UpdateChecksum(r.Src.WithZone(""), r.Dst.WithZone(""))
+	wp := proto.WriteParams{TTL: uint8(e.ttl.Load())}
+	if err := p.net.WritePacket(r, wire.IPProtoICMPv6, wp, pkt); err != nil {
 		return 0, err
 	}
 	p.stats.OutPackets.Inc()

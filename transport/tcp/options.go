@@ -14,6 +14,11 @@ var ErrWouldBlock = errors.New("tcp: operation would block")
 // zero value takes the stack's defaults (its net.inet.tcp.* tunables).
 // A listener's options are inherited by the connections it accepts.
 type Options struct {
+	// V6Only keeps a listener on the IPv6 wildcard (::) from accepting
+	// IPv4 connections (IPV6_V6ONLY). Without it the listener is
+	// dual-stack, as Go's "tcp" listeners are: IPv4 connections no IPv4
+	// listener takes come to it.
+	V6Only bool
 	// NoDelay turns Nagle's algorithm off (TCP_NODELAY; RFC 9293 §3.7.4).
 	NoDelay bool
 	// KeepAlive turns keep-alive probes on (SO_KEEPALIVE; RFC 1122

@@ -419,7 +419,8 @@ func (p *Protocol) unbindListener(l *Listener) {
 }
 
 // listener finds the listener for a segment to local: bound to the
-// address, else to the wildcard.
+// address, else to the wildcard, else, for IPv4, to the IPv6 wildcard
+// unless that one is V6Only (a dual-stack listener, RFC 3493 §3.7).
 func (p *Protocol) listener(local netip.AddrPort) *Listener {
 	m := *p.listeners.Load()
 	if len(m) == 0 {
@@ -428,7 +429,15 @@ func (p *Protocol) listener(local netip.AddrPort) *Listener {
 	if l := m[local]; l != nil {
 		return l
 	}
-	return m[netip.AddrPortFrom(wildcard(local.Addr()), local.Port())]
+	if l := m[netip.AddrPortFrom(wildcard(local.Addr()), local.Port())]; l != nil {
+		return l
+	}
+	if local.Addr().Is4() {
+		if l := m[netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())]; l != nil && !l.opts.V6Only {
+			return l
+		}
+	}
+	return nil
 }
 
 // portRange is the ephemeral range: net.inet.ip.portrange.first and .last

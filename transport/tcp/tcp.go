@@ -247,7 +247,10 @@ func (p *Protocol) Dial(laddr, raddr netip.AddrPort, o Options) (*Conn, error) {
 	if !src.IsValid() {
 		src = r.Src.Unmap()
 	}
-	remote := netip.AddrPortFrom(dst, raddr.Port())
+	// Connections are keyed by addresses without zones, as segments
+	// arrive; the network layer routes a link-local pair by its source.
+	src = src.WithZone("")
+	remote := netip.AddrPortFrom(dst.WithZone(""), raddr.Port())
 	var id connID
 	var k tupleKey
 	if laddr.Port() == 0 {

@@ -26,14 +26,21 @@ type Options struct {
 	// RecvBuffer bounds the receive queue in payload bytes (SO_RCVBUF);
 	// 0 means net.inet.udp.recvspace.
 	RecvBuffer int
+	// V6Only keeps an endpoint bound to the IPv6 wildcard (::) from
+	// receiving IPv4 datagrams (IPV6_V6ONLY). Without it the endpoint is
+	// dual-stack, as Go's "udp" sockets are: IPv4 datagrams that no IPv4
+	// endpoint takes reach it, their senders as IPv4-mapped addresses
+	// (RFC 4291 §2.5.5.2, RFC 3493 §3.7).
+	V6Only bool
 }
 
 // Endpoint is one UDP endpoint: a local address and port, optionally
 // connected to one remote address and port, with a receive queue. Its
 // methods are safe for concurrent use and never block.
 type Endpoint struct {
-	p     *Protocol
-	reuse bool // fixed at Bind
+	p      *Protocol
+	reuse  bool // fixed at Bind
+	v6only bool // fixed at Bind
 
 	// addrs changes only under p.mu (held for writing); readers load it
 	// without locks.
@@ -62,7 +69,7 @@ type addrs struct {
 }
 
 func newEndpoint(p *Protocol, o Options, rcv int) *Endpoint {
-	e := &Endpoint{p: p, reuse: o.ReuseAddr, rx: rxq.New[netip.AddrPort](rcv)}
+	e := &Endpoint{p: p, reuse: o.ReuseAddr, v6only: o.V6Only, rx: rxq.New[netip.AddrPort](rcv)}
 	e.broadcast.Store(o.Broadcast)
 	return e
 }

@@ -4,6 +4,7 @@ package udp
 //
 //	HandlePacket: header → length (trim to UDP length) → checksum
 //	  → demux: connected 4-tuple → bound (addr, port) → wildcard (port)
+//	           → IPv4 only: the dual-stack IPv6 wildcard (sender mapped)
 //	           broadcast/multicast: every matching endpoint (clones)
 //	  → strip header → endpoint queue (bounded, drop queue_full) → Readable
 //
@@ -55,8 +56,23 @@ func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Ve
 	}
 	p.mu.RUnlock()
 	p.strip(pkt, n)
-	p.deliver(e, pkt, from)
+	p.deliver(e, pkt, e.peer(from))
 	return proto.Consumed
+}
+
+// dual reports whether e takes IPv4 datagrams as a dual-stack IPv6
+// wildcard endpoint.
+func (e *Endpoint) dual() bool {
+	return !e.v6only && e.addrs.Load().local.Addr() == netip.IPv6Unspecified()
+}
+
+// peer is how e sees the sender from: IPv4-mapped on a dual-stack
+// endpoint, as Go's net reports it.
+func (e *Endpoint) peer(from netip.AddrPort) netip.AddrPort {
+	if from.Addr().Is4() && e.dual() {
+		return netip.AddrPortFrom(netip.AddrFrom16(from.Addr().As16()), from.Port())
+	}
+	return from
 }
 
 // lookup finds the endpoint for a unicast datagram: the connected endpoint
@@ -73,6 +89,14 @@ func (p *Protocol) lookup(local, from netip.AddrPort) *Endpoint {
 	if s := p.bound[netip.AddrPortFrom(wildcard(local.Addr()), local.Port())]; len(s) > 0 {
 		return s[len(s)-1]
 	}
+	if local.Addr().Is4() {
+		s := p.bound[netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())]
+		for i := len(s) - 1; i >= 0; i-- {
+			if !s[i].v6only {
+				return s[i]
+			}
+		}
+	}
 	return nil
 }
 
@@ -86,7 +110,8 @@ func (p *Protocol) deliverAll(pkt *buf.Packet, n int, local, from netip.AddrPort
 	eps := arr[:0]
 	for _, e := range p.ports[local.Port()] {
 		a := e.addrs.Load()
-		if la := a.local.Addr(); la != local.Addr() && !(la.IsUnspecified() && la.Is4() == local.Addr().Is4()) {
+		if la := a.local.Addr(); la != local.Addr() && !(la.IsUnspecified() && la.Is4() == local.Addr().Is4()) &&
+			!(local.Addr().Is4() && e.dual()) {
 			continue
 		}
 		if a.remote.IsValid() && a.remote != from {
@@ -101,9 +126,10 @@ func (p *Protocol) deliverAll(pkt *buf.Packet, n int, local, from netip.AddrPort
 	}
 	p.strip(pkt, n)
 	for _, e := range eps[:len(eps)-1] {
-		p.deliver(e, pkt.Clone(), from)
+		p.deliver(e, pkt.Clone(), e.peer(from))
 	}
-	p.deliver(eps[len(eps)-1], pkt, from)
+	last := eps[len(eps)-1]
+	p.deliver(last, pkt, last.peer(from))
 	return proto.Consumed
 }
 

@@ -1,0 +1,83 @@
+package stack
+
+import (
+	"fmt"
+	"net/netip"
+
+	"ustack/network/ndp"
+	"ustack/network/route"
+)
+
+// ndHost is the stack doing neighbour discovery's part (ndp.Host): it
+// assigns the addresses that passed DAD, changes routes from router
+// advertisements and redirects, and joins solicited-node groups at IPv6.
+//
+// Locking: ndp calls these without its own lock; they take s.mu (or the
+// routing table's) and never call back into ndp. The stack, in turn,
+// never calls ndp's AddAddress or RemoveAddress while holding s.mu.
+type ndHost struct{ s *Stack }
+
+func (h ndHost) iface(ifIndex int) (*Interface, error) {
+	ifc := h.s.InterfaceByIndex(ifIndex)
+	if ifc == nil {
+		return nil, fmt.Errorf("stack: interface %d: %w", ifIndex, ErrNoInterface)
+	}
+	return ifc, nil
+}
+
+func (h ndHost) AddAddress(ifIndex int, p netip.Prefix, prefixRoute bool) error {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ifc := s.ifaces.Load().byIndex[ifIndex]
+	if ifc == nil {
+		return fmt.Errorf("stack: interface %d: %w", ifIndex, ErrNoInterface)
+	}
+	return s.assign(ifc, netip.PrefixFrom(p.Addr().WithZone(""), p.Bits()), prefixRoute && p.Bits() < 128)
+}
+
+func (h ndHost) RemoveAddress(ifIndex int, a netip.Addr) error {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ifc := s.ifaces.Load().byIndex[ifIndex]
+	if ifc == nil {
+		return fmt.Errorf("stack: interface %d: %w", ifIndex, ErrNoInterface)
+	}
+	return s.unassign(ifc, a.WithZone(""))
+}
+
+// SetDeprecated is only logged: the default source selection of
+// network/ipv6 does not know address states yet (RFC 6724 rule 3).
+func (h ndHost) SetDeprecated(ifIndex int, a netip.Addr, deprecated bool) {
+	h.s.log.Info("address preference changed", "ifindex", ifIndex, "addr", a, "deprecated", deprecated)
+}
+
+func (h ndHost) AddRoute(r route.Route) error    { return h.s.routes.Add(r) }
+func (h ndHost) DeleteRoute(r route.Route) error { return h.s.routes.Delete(r) }
+
+// SetMTU sets the interface's MTU (for both families: the stack keeps
+// one MTU per interface).
+func (h ndHost) SetMTU(ifIndex int, mtu int) error {
+	ifc, err := h.iface(ifIndex)
+	if err != nil {
+		return err
+	}
+	return ifc.SetMTU(mtu)
+}
+
+// SetHopLimit is only logged: network/ipv6 has one default hop limit for
+// the stack (net.inet6.ip6.hlim), not one per interface.
+func (h ndHost) SetHopLimit(ifIndex int, hopLimit uint8) {
+	h.s.log.Info("router hop limit", "ifindex", ifIndex, "hlim", hopLimit)
+}
+
+func (h ndHost) JoinGroup(ifIndex int, group netip.Addr) error {
+	return h.s.ipv6.JoinGroup(ifIndex, group)
+}
+
+func (h ndHost) LeaveGroup(ifIndex int, group netip.Addr) error {
+	return h.s.ipv6.LeaveGroup(ifIndex, group)
+}
+
+var _ ndp.Host = ndHost{}
