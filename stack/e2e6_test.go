@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ustack/link/pipe"
+	"ustack/network/ndp"
 	"ustack/network/neigh"
 	"ustack/network/route"
 	"ustack/socket"
@@ -415,6 +416,196 @@ func TestDualStackSockets(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		if _, err := c.Read(make([]byte, 10)); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("IPv4 to a V6Only endpoint: %v, want ECONNREFUSED", err)
+		}
+	})
+}
+
+// routerLine6 is host h -- router r -- c: r forwards IPv6 and advertises
+// adv on eth0 (where it also has 2001:db8:1::1/64); r's eth1 is
+// 2001:db8:2::1/64, c is 2001:db8:2::2/64 with r as its default router.
+// h has no configuration at all.
+func routerLine6(t *testing.T, n *netw, adv ndp.AdvertConfig) (h, r, c *stack.Stack) {
+	h, r, c = n.stack("h"), n.stack("r"), n.stack("c")
+	if err := r.SetSysctl("net.inet6.ip6.forwarding", "1"); err != nil {
+		t.Fatal(err)
+	}
+	eh, er := pipe.New(pipe.Config{MTU: 1500})
+	if _, err := h.AddInterface("eth0", eh); err != nil {
+		t.Fatal(err)
+	}
+	n.attach(r, "eth0", "2001:db8:1::1/64", er)
+	n.connect(r, "eth1", "2001:db8:2::1/64", c, "eth0", "2001:db8:2::2/64", 1500)
+	if err := c.AddRoute(route.Route{Dst: netip.MustParsePrefix("::/0"), Gateway: netip.MustParseAddr("2001:db8:2::1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetRouterAdvert("eth0", &adv); err != nil {
+		t.Fatal(err)
+	}
+	return h, r, c
+}
+
+// slaacAddr is the address SLAAC forms on s's interface from prefix: the
+// modified EUI-64 interface identifier (RFC 4291 §2.5.1).
+func slaacAddr(t *testing.T, s *stack.Stack, ifname, prefix string) netip.Addr {
+	a, ok := wire.AddrWithInterfaceID(netip.MustParsePrefix(prefix), wire.EUI64(s.Interface(ifname).HardwareAddr()))
+	if !ok {
+		t.Fatalf("no SLAAC address for %s", prefix)
+	}
+	return a
+}
+
+// defaultRoutes lists s's IPv6 default routes.
+func defaultRoutes(s *stack.Stack) []route.Route {
+	var out []route.Route
+	for _, r := range s.Routes().Routes() {
+		if r.Dst == netip.MustParsePrefix("::/0") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sourceFor is the source address s picks for a UDP socket connected to
+// dst.
+func sourceFor(t *testing.T, s *stack.Stack, dst netip.Addr) netip.Addr {
+	t.Helper()
+	c, err := socket.DialUDP(s, netip.AddrPort{}, netip.AddrPortFrom(dst, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return netip.MustParseAddrPort(c.LocalAddr().String()).Addr()
+}
+
+func TestIPv6RouterAdvertSLAAC(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := &netw{t: t}
+		h, r, c := routerLine6(t, n, ndp.AdvertConfig{
+			MaxInterval: 10 * time.Second,
+			Prefixes: []wire.NDPPrefixInfo{{
+				Prefix: netip.MustParsePrefix("2001:db8:1::/64"), OnLink: true, Autonomous: true,
+				ValidLifetime: 24 * time.Hour, PreferredLifetime: 4 * time.Hour,
+			}},
+		})
+		<-time.After(30 * time.Second)
+		synctest.Wait()
+
+		global := slaacAddr(t, h, "eth0", "2001:db8:1::/64")
+		if !hasAddr(h, "eth0", global) {
+			t.Fatalf("no SLAAC address %v: %v (ndp %+v)", global, h.Interface("eth0").Addrs(), h.NDP().Addresses(h.Interface("eth0").Index()))
+		}
+		rll := linkLocal(r, "eth0")
+		drs := defaultRoutes(h)
+		if len(drs) != 1 || drs[0].Gateway.WithZone("") != rll || drs[0].Origin != route.OriginRA {
+			t.Fatalf("default routes %+v, want one via %v", drs, rll)
+		}
+		// The router answered the host's solicitation and sent
+		// unsolicited advertisements: the first few at most 16 s apart,
+		// then every 3.3 to 10 s.
+		rs, st := r.Stats(), h.Stats()
+		if st["ndp.out.router-solicitation"] == 0 || rs["ndp.in.router-solicitation"] == 0 {
+			t.Errorf("no solicitation: host sent %d, router got %d", st["ndp.out.router-solicitation"], rs["ndp.in.router-solicitation"])
+		}
+		if got := rs["ndp.out.router-advertisement"]; got < 3 || got > 12 {
+			t.Errorf("router sent %d advertisements in 30 s", got)
+		}
+		// RFC 6724: a global source for a global destination.
+		dst := netip.MustParseAddr("2001:db8:2::2")
+		if src := sourceFor(t, h, dst); src != global {
+			t.Errorf("source for %v = %v, want %v", dst, src, global)
+		}
+		if err := ping6(t, h, dst, 1); err != nil {
+			t.Fatalf("ping through the router: %v", err)
+		}
+		if got := r.Stats()["ipv6.forwarded"]; got < 2 {
+			t.Errorf("router forwarded %d packets", got)
+		}
+		_ = c
+
+		// Withdrawal (RFC 4861 §6.2.5): the final advertisement's router
+		// lifetime 0 removes the default route; the address stays.
+		if err := r.SetRouterAdvert("eth0", nil); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if drs := defaultRoutes(h); len(drs) != 0 {
+			t.Errorf("default routes after withdrawal: %+v", drs)
+		}
+		if len(h.NDP().Routers(h.Interface("eth0").Index())) != 0 {
+			t.Errorf("router list not empty")
+		}
+		if !hasAddr(h, "eth0", global) {
+			t.Errorf("SLAAC address gone with the router")
+		}
+		if err := ping6(t, h, dst, 2); err == nil {
+			t.Errorf("ping without a default route worked")
+		}
+		// No more advertisements.
+		before := r.Stats()["ndp.out.router-advertisement"]
+		<-time.After(time.Minute)
+		synctest.Wait()
+		if got := r.Stats()["ndp.out.router-advertisement"]; got != before {
+			t.Errorf("router advertised %d times after stopping", got-before)
+		}
+	})
+}
+
+func TestIPv6RouterAdvertDeprecatedSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := &netw{t: t}
+		// Two prefixes; rule 8 prefers 2001:db8:1:: for 2001:db8:2::2
+		// until its preferred lifetime ends (RFC 6724 rule 3).
+		h, r, _ := routerLine6(t, n, ndp.AdvertConfig{
+			MaxInterval: 10 * time.Second,
+			Prefixes: []wire.NDPPrefixInfo{{
+				Prefix: netip.MustParsePrefix("2001:db8:1::/64"), OnLink: true, Autonomous: true,
+				ValidLifetime: 24 * time.Hour, PreferredLifetime: 0,
+			}, {
+				Prefix: netip.MustParsePrefix("2001:db8:f::/64"), OnLink: true, Autonomous: true,
+				ValidLifetime: 24 * time.Hour, PreferredLifetime: 4 * time.Hour,
+			}},
+		})
+		<-time.After(30 * time.Second)
+		synctest.Wait()
+		a1, af := slaacAddr(t, h, "eth0", "2001:db8:1::/64"), slaacAddr(t, h, "eth0", "2001:db8:f::/64")
+		if !hasAddr(h, "eth0", a1) || !hasAddr(h, "eth0", af) {
+			t.Fatalf("addresses %v", h.Interface("eth0").Addrs())
+		}
+		dst := netip.MustParseAddr("2001:db8:2::2")
+		if src := sourceFor(t, h, dst); src != af {
+			t.Errorf("source for %v = %v, want the preferred %v", dst, src, af)
+		}
+		// Preferred again: rule 8 picks the longer match.
+		cfg, _ := r.NDP().Advertising(r.Interface("eth0").Index())
+		cfg.Prefixes[0].PreferredLifetime = time.Hour
+		if err := r.SetRouterAdvert("eth0", &cfg); err != nil {
+			t.Fatal(err)
+		}
+		<-time.After(30 * time.Second)
+		synctest.Wait()
+		if src := sourceFor(t, h, dst); src != a1 {
+			t.Errorf("source for %v = %v, want %v", dst, src, a1)
+		}
+	})
+}
+
+// TestIPv6RouterAdvertRemoveInterface: removing the router's advertising
+// interface sends the final advertisement first (RFC 4861 §6.2.5).
+func TestIPv6RouterAdvertRemoveInterface(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := &netw{t: t}
+		h, r, _ := routerLine6(t, n, ndp.AdvertConfig{MaxInterval: 10 * time.Second})
+		<-time.After(30 * time.Second)
+		synctest.Wait()
+		if len(defaultRoutes(h)) != 1 {
+			t.Fatalf("no default route: %+v", h.Routes().Routes())
+		}
+		if err := r.RemoveInterface("eth0"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if drs := defaultRoutes(h); len(drs) != 0 {
+			t.Errorf("default routes after the router's interface went: %+v", drs)
 		}
 	})
 }

@@ -33,6 +33,9 @@ func (h ndHost) AddAddress(ifIndex int, p netip.Prefix, prefixRoute bool) error 
 	if ifc == nil {
 		return fmt.Errorf("stack: interface %d: %w", ifIndex, ErrNoInterface)
 	}
+	// A new address starts preferred (RFC 4862 §5.5.4); ndp tells
+	// otherwise right after.
+	s.ipv6.SetDeprecated(ifIndex, p.Addr(), false)
 	return s.assign(ifc, netip.PrefixFrom(p.Addr().WithZone(""), p.Bits()), prefixRoute && p.Bits() < 128)
 }
 
@@ -44,12 +47,15 @@ func (h ndHost) RemoveAddress(ifIndex int, a netip.Addr) error {
 	if ifc == nil {
 		return fmt.Errorf("stack: interface %d: %w", ifIndex, ErrNoInterface)
 	}
+	s.ipv6.SetDeprecated(ifIndex, a, false)
 	return s.unassign(ifc, a.WithZone(""))
 }
 
-// SetDeprecated is only logged: the default source selection of
-// network/ipv6 does not know address states yet (RFC 6724 rule 3).
+// SetDeprecated records the address's state at IPv6, whose source address
+// selection then avoids it for new communication (RFC 6724 rule 3);
+// existing connections keep it.
 func (h ndHost) SetDeprecated(ifIndex int, a netip.Addr, deprecated bool) {
+	h.s.ipv6.SetDeprecated(ifIndex, a, deprecated)
 	h.s.log.Info("address preference changed", "ifindex", ifIndex, "addr", a, "deprecated", deprecated)
 }
 
@@ -81,3 +87,20 @@ func (h ndHost) LeaveGroup(ifIndex int, group netip.Addr) error {
 }
 
 var _ ndp.Host = ndHost{}
+
+// SetRouterAdvert makes the interface send router advertisements with cfg
+// (RFC 4861 §6.2) while net.inet6.ip6.forwarding is on, and answer router
+// solicitations; nil stops advertising with a final advertisement of
+// router lifetime 0 (§6.2.5), as removing the interface or closing the
+// stack does.
+func (s *Stack) SetRouterAdvert(ifname string, cfg *ndp.AdvertConfig) error {
+	ifc := s.Interface(ifname)
+	if ifc == nil {
+		return fmt.Errorf("stack: interface %q: %w", ifname, ErrNoInterface)
+	}
+	if cfg == nil {
+		s.nd.StopAdvertising(ifc.index)
+		return nil
+	}
+	return s.nd.Advertise(ifc.index, *cfg)
+}

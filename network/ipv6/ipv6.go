@@ -91,6 +91,7 @@ type Protocol struct {
 	transports [256]proto.TransportProtocol
 	nd         atomic.Pointer[ndBox]
 	selector   atomic.Pointer[SourceSelector]
+	addrState  addrStates // per-address state for source selection (source.go)
 
 	// Tunables.
 	forwarding  atomic.Bool

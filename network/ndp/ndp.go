@@ -25,8 +25,11 @@
 // It does not own the neighbour cache (the stack makes one per interface
 // and attaches it), the routing table, the interface's address list or
 // the IPv6 header: the stack does those for it through Host, and
-// network/ipv6 writes the packets (Sender). It is not a router: it sends
-// no router advertisements and answers no router solicitations. Not done:
+// network/ipv6 writes the packets (Sender). For a stack that forwards it
+// is also the router side of router discovery (RFC 4861 §6.2, advert.go):
+// router advertisements on the interfaces told to Advertise, answers to
+// router solicitations, a final advertisement when advertising stops.
+// Not done:
 // DHCPv6 (the M and O flags are recorded only), RFC 4191 route
 // information, RFC 8106 DNS options, privacy addresses (RFC 8981), the DAD
 // nonce (RFC 7527), proxy ND, MLD source filtering (every group is
@@ -296,6 +299,7 @@ type attachment struct {
 	rsSent        int
 	rsDone        bool
 	baseReachable time.Duration // last BaseReachableTime from an RA
+	adv           *advertiser   // nil: not advertising (advert.go)
 	retrans       time.Duration // RetransTimer for DAD
 	mld           mldState
 }
@@ -361,14 +365,24 @@ func (p *Protocol) start(at *attachment) {
 }
 
 // Detach stops ND on the interface: its messages are dropped and its
-// timers cancelled. Routes and addresses stay: the stack removes them with
-// the interface. The cache stays the stack's to close.
+// timers cancelled. An advertising interface first sends its final router
+// advertisement (RFC 4861 §6.2.5) straight to the link, before Detach
+// returns: the stack calls Detach before it closes the link. Routes and
+// addresses stay: the stack removes them with the interface. The cache
+// stays the stack's to close.
 func (p *Protocol) Detach(ifIndex int) {
+	var final func()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if at := p.att[ifIndex]; at != nil {
+		if at.adv != nil {
+			final = p.finalRALink(at)
+		}
 		at.stop()
 		delete(p.att, ifIndex)
+	}
+	p.mu.Unlock()
+	if final != nil {
+		final()
 	}
 }
 
@@ -394,6 +408,9 @@ func (at *attachment) stop() {
 		g.respT.stop()
 	}
 	at.mld.generalT.stop()
+	if at.adv != nil {
+		at.adv.t.stop()
+	}
 }
 
 // timer is a one-shot timer on an attachment's clock whose function runs
@@ -507,8 +524,9 @@ func (p *Protocol) input(ifc proto.Interface, info proto.PacketInfo, pkt *buf.Pa
 	case wire.ICMPv6MLDQuery:
 		return p.mldQuery(ifc, info, m)
 	case wire.ICMPv6RouterSolicit:
-		// RFC 4861 §6.2.6 is a router's job; hosts discard these.
-		return proto.DropUnsupported
+		// RFC 4861 §6.2.6: answered by advertising interfaces of a
+		// router; hosts discard these.
+		return p.routerSolicit(ifc, info, m)
 	case wire.ICMPv6MLDReport, wire.ICMPv6MLDDone, wire.ICMPv6MLDv2Report:
 		// Other listeners' reports: an MLDv2 host ignores them (RFC
 		// 3810 §6: no report suppression).
