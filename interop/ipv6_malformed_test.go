@@ -36,9 +36,10 @@ var malformed6 = []struct {
 	{"destopt_150", map[string]int64{"ipv6.in.ext_limit": 1, "ipv6.drop.bad_option": 1, "icmp6.out.echo-reply": 0}},
 	// RFC 4861 §7.1.1: an option of length 0 drops the solicitation.
 	{"nd_opt_len0", map[string]int64{"ndp.in.neighbor-solicitation": 1, "ndp.drop.bad_option": 1}},
-	// The prefix option is ignored (no address in 2001:db8:202::/64,
-	// checked below); the rest of the advertisement is taken.
-	{"ra_prefix_len200", map[string]int64{"ndp.in.router-advertisement": 1}},
+	// The prefix option is dropped and counted (no address in
+	// 2001:db8:202::/64, checked below); the rest of the advertisement
+	// is taken.
+	{"ra_prefix_len200", map[string]int64{"ndp.in.router-advertisement": 1, "ndp.drop.bad_option": 1}},
 }
 
 // v6Counter tells the counters TestIPv6Malformed watches.

@@ -206,6 +206,9 @@ func (s *Stack) unassign(ifc *Interface, a netip.Addr) error {
 	s.routes.DeleteFunc(func(r route.Route) bool {
 		return r.Origin == route.OriginConnected && r.IfIndex == ifc.index && r.Dst == p.Masked() && r.Src == a
 	})
+	if a.Is6() {
+		s.ipv6.SetDeprecated(ifc.index, a, false) // a re-added address starts preferred
+	}
 	s.log.Info("address removed", "if", ifc.name, "addr", a)
 	return nil
 }

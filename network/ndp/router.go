@@ -154,9 +154,13 @@ func (p *Protocol) routerAdvert(ifc proto.Interface, info proto.PacketInfo, m wi
 			}
 		case wire.NDPOptPrefixInfo:
 			// A prefix length over 128 (or a bad option length)
-			// makes PrefixInfo fail: that option is ignored.
+			// makes PrefixInfo fail: that option is dropped and
+			// counted, the rest of the RA still counts (RFC 4861
+			// §6.3.4 processes options independently, as Linux).
 			if pi, ok := o.PrefixInfo(); ok {
 				ri.prefixes = append(ri.prefixes, pi)
+			} else {
+				p.ctr.Drop(proto.DropBadOption)
 			}
 		}
 	}

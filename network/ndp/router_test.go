@@ -211,8 +211,8 @@ func TestRouterAdvertisementValidation(t *testing.T) {
 	}
 }
 
-// TestPrefixOver128Ignored: the option is ignored, the rest of the RA
-// applies.
+// TestPrefixOver128Ignored: the option is dropped and counted, the rest of
+// the RA applies.
 func TestPrefixOver128Ignored(t *testing.T) {
 	e := newUpEnv(t)
 	msg := ra(raOpts{lifetime: 1800 * time.Second, prefixes: []wire.NDPPrefixInfo{pinfo(prefix1, true, true, time.Hour, time.Hour)}})
@@ -223,6 +223,9 @@ func TestPrefixOver128Ignored(t *testing.T) {
 	}
 	if len(filter(t, e.snd.take(), wire.ICMPv6NeighborSolicit)) != 0 {
 		t.Error("an address was formed from a prefix longer than 128")
+	}
+	if got := e.drops(proto.DropBadOption); got != 1 {
+		t.Errorf("bad_option drops = %d, want 1 for the prefix option", got)
 	}
 }
 
