@@ -22,6 +22,7 @@ var layers = []struct {
 	{"ustack/internal/clock", 0},
 	{"ustack/internal/stats", 0},
 	{"ustack/internal/seqnum", 0},
+	{"ustack/internal/ratelimit", 0},
 	{"ustack/internal/netns", 0},  // test support: namespaces and veths
 	{"ustack/link", 10},           // the contract
 	{"ustack/link/offload", 20},   // virtio-net headers, checksums, GSO

@@ -3,8 +3,7 @@ package ipv4
 import (
 	"encoding/binary"
 	"net/netip"
-	"sync"
-	"time"
+	"ustack/internal/ratelimit"
 
 	"ustack/buf"
 	"ustack/internal/stats"
@@ -23,15 +22,11 @@ type icmpState struct {
 	inTypes  [256]stats.Counter
 	outTypes [256]stats.Counter
 
-	mu     sync.Mutex // guards the token bucket
-	tokens float64
-	last   time.Time
+	limit ratelimit.Bucket // error messages (tunables icmp ratelimit, burst)
 }
 
 func (s *icmpState) init(p *Protocol) {
 	s.p = p
-	s.tokens = float64(p.icmpBurst.Load())
-	s.last = p.clk.Now()
 }
 
 func (s *icmpState) visit(v stats.Visitor) {
@@ -223,25 +218,9 @@ func (s *icmpState) sendError(in proto.Interface, pkt *buf.Packet, skip int, t w
 	s.send(r, 0, t, out)
 }
 
-// allow is the token bucket of RFC 1812 §4.3.2.8.
+// allow applies the error rate limit (RFC 1812 §4.3.2.8).
 func (s *icmpState) allow() bool {
-	rate := float64(s.p.icmpRate.Load())
-	if rate == 0 {
-		return true
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.p.clk.Now()
-	s.tokens += now.Sub(s.last).Seconds() * rate
-	s.last = now
-	if burst := float64(s.p.icmpBurst.Load()); s.tokens > burst {
-		s.tokens = burst
-	}
-	if s.tokens < 1 {
-		return false
-	}
-	s.tokens--
-	return true
+	return s.limit.Allow(s.p.clk.Now(), float64(s.p.icmpRate.Load()), float64(s.p.icmpBurst.Load()))
 }
 
 func (s *icmpState) drop(pkt *buf.Packet, r proto.DropReason) {

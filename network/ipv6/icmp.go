@@ -2,8 +2,8 @@ package ipv6
 
 import (
 	"net/netip"
-	"sync"
 	"time"
+	"ustack/internal/ratelimit"
 
 	"ustack/buf"
 	"ustack/internal/stats"
@@ -18,15 +18,11 @@ type icmpState struct {
 	inTypes  [256]stats.Counter
 	outTypes [256]stats.Counter
 
-	mu     sync.Mutex // guards the token bucket
-	tokens float64
-	last   time.Time
+	limit ratelimit.Bucket // error messages (tunables icmp ratelimit, burst)
 }
 
 func (s *icmpState) init(p *Protocol) {
 	s.p = p
-	s.tokens = float64(p.icmpBurst.Load())
-	s.last = p.clk.Now()
 }
 
 func (s *icmpState) visit(v stats.Visitor) {
@@ -301,25 +297,9 @@ func aboutError(q []byte) bool {
 	return t.IsError() || t == wire.ICMPv6Redirect
 }
 
-// allow is the token bucket of RFC 4443 §2.4 (f).
+// allow applies the error rate limit (RFC 4443 §2.4 (f)).
 func (s *icmpState) allow() bool {
-	rate := float64(s.p.icmpRate.Load())
-	if rate == 0 {
-		return true
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.p.clk.Now()
-	s.tokens += now.Sub(s.last).Seconds() * rate
-	s.last = now
-	if burst := float64(s.p.icmpBurst.Load()); s.tokens > burst {
-		s.tokens = burst
-	}
-	if s.tokens < 1 {
-		return false
-	}
-	s.tokens--
-	return true
+	return s.limit.Allow(s.p.clk.Now(), float64(s.p.icmpRate.Load()), float64(s.p.icmpBurst.Load()))
 }
 
 func (s *icmpState) drop(pkt *buf.Packet, r proto.DropReason) {
