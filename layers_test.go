@@ -31,6 +31,7 @@ var layers = []struct {
 	{"ustack/proto", 50},
 	{"ustack/network/neigh", 60},
 	{"ustack/network/route", 60},
+	{"ustack/network/internal/", 65}, // code shared by IPv4 and IPv6
 	{"ustack/network/", 70},
 	{"ustack/transport/internal/", 75},
 	{"ustack/transport/tcp/cc", 78}, // congestion control, below the TCP core // code shared by the transports

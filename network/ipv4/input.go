@@ -76,7 +76,7 @@ func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
 	pkt.NetworkHeader = h.Header()
 	if h.IsFragment() {
 		p.fragsIn.Inc()
-		pkt = p.reasm.add(ifc, h, pkt)
+		pkt = p.reassemble(ifc, h, pkt)
 		if pkt == nil {
 			return
 		}
