@@ -119,7 +119,9 @@ type Network interface {
 	MaxHeaderLen() int
 }
 
-// PacketInfo describes a received packet as the network layer saw it.
+// PacketInfo describes a received packet as the network layer saw it. A
+// link-local IPv6 Src carries the receiving interface as its zone (as Go's
+// net reports senders); transports strip zones from their lookup keys.
 type PacketInfo struct {
 	Src, Dst netip.Addr
 	Proto    wire.IPProtocol

@@ -2,6 +2,7 @@ package ipv6
 
 import (
 	"errors"
+	"strconv"
 
 	"ustack/buf"
 	"ustack/internal/stats"
@@ -309,9 +310,27 @@ func (p *Protocol) deliver(ifc proto.Interface, info proto.PacketInfo, pkt *buf.
 		return
 	}
 	p.counters.Delivered.Inc()
-	if t.HandlePacket(info, pkt) == proto.NoEndpoint {
+	if t.HandlePacket(zoneSrc(info, ifc), pkt) == proto.NoEndpoint {
 		// RFC 4443 §3.1: port unreachable.
 		p.icmp.sendError(ifc, pkt, 0, wire.ICMPv6DstUnreachable, wire.ICMPv6PortUnreachable, 0)
 		pkt.Release()
 	}
+}
+
+// zoneSrc gives a link-local source the receiving interface as its zone,
+// as Go's net reports it ("fe80::1%eth0"): a link-local address means
+// nothing without its link (RFC 4007 §6), so a socket that replies to the
+// sender, or connects to it, reaches it through Route's zone rule. Only
+// info handed to transports is zoned; transports strip zones from their
+// lookup keys.
+func zoneSrc(info proto.PacketInfo, ifc proto.Interface) proto.PacketInfo {
+	if !info.Src.IsLinkLocalUnicast() || info.Src.Zone() != "" {
+		return info
+	}
+	z := ifc.Name()
+	if z == "" {
+		z = strconv.Itoa(ifc.Index())
+	}
+	info.Src = info.Src.WithZone(z)
+	return info
 }

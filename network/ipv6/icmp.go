@@ -82,7 +82,7 @@ func (s *icmpState) input(ifc proto.Interface, info proto.PacketInfo, pkt *buf.P
 		// endpoints (ping); RFC 4443 §2.4 (b): otherwise discarded.
 		if tp := s.p.transports[wire.IPProtoICMPv6]; tp != nil {
 			s.counters.Delivered.Inc()
-			if tp.HandlePacket(info, pkt) == proto.Consumed {
+			if tp.HandlePacket(zoneSrc(info, ifc), pkt) == proto.Consumed {
 				return
 			}
 		}

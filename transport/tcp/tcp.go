@@ -415,7 +415,9 @@ func (p *Protocol) HandleError(e *proto.ICMPError) {
 func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Verdict {
 	p.stats.InPackets.Inc()
 	p.stats.InBytes.Add(uint64(pkt.Len()))
-	src, dst := info.Src.Unmap(), info.Dst.Unmap()
+	// Connections are keyed by addresses without zones (the network
+	// layer zones link-local sources for sockets that reply by address).
+	src, dst := info.Src.Unmap().WithZone(""), info.Dst.Unmap().WithZone("")
 	// RFC 9293 §3.9.1 and RFC 1122 §4.2.3.10: TCP is unicast; a SYN from
 	// a broadcast or multicast source must be ignored, and no reply may go
 	// to one.

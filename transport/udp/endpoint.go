@@ -64,8 +64,10 @@ type group struct {
 }
 
 type addrs struct {
-	local  netip.AddrPort // address is the unspecified address for a wildcard bind
-	remote netip.AddrPort // invalid when not connected
+	local netip.AddrPort // address is the unspecified address for a wildcard bind; no zone
+	// remote is invalid when not connected. A link-local peer keeps the
+	// zone it was connected with, which routes the datagrams sent to it.
+	remote netip.AddrPort
 }
 
 func newEndpoint(p *Protocol, o Options, rcv int) *Endpoint {
@@ -99,7 +101,8 @@ func (e *Endpoint) Readable() <-chan struct{} { return e.rx.Readable() }
 
 // Connect sets the endpoint's peer (RFC 1122 §4.1.3.4 leaves filtering to
 // the application; like the BSD socket API, a connected endpoint receives
-// only from raddr). It resolves a route to raddr and, if the endpoint is
+// only from raddr). A link-local raddr needs a zone naming its interface
+// (RFC 4007 §6); datagrams from it match whatever the zone. It resolves a route to raddr and, if the endpoint is
 // bound to the wildcard address, binds it to the route's source address as
 // Linux does. Connecting again replaces the peer. Errors: EINVAL for an
 // invalid raddr, ENETUNREACH when there is no route, EACCES for a
@@ -135,7 +138,7 @@ func (e *Endpoint) Connect(raddr netip.AddrPort) error {
 	}
 	e.addrs.Store(&addrs{local: local, remote: raddr})
 	p.ports[local.Port()] = append(p.ports[local.Port()], e)
-	t := tuple{local, raddr}
+	t := tupleOf(local, raddr)
 	p.conn[t] = append(p.conn[t], e)
 	return nil
 }
@@ -153,7 +156,8 @@ func (p *Protocol) route(dst, src netip.Addr) (proto.Route, error) {
 func (e *Endpoint) Write(b []byte) (int, error) { return e.WriteTo(b, netip.AddrPort{}) }
 
 // WriteTo sends b as one datagram to to, or to the connected peer when to
-// is the zero AddrPort. It copies b. Errors: a pending asynchronous error
+// is the zero AddrPort. It copies b. A link-local to needs a zone (an
+// interface name or index), as Recv reports link-local senders. Errors: a pending asynchronous error
 // (connected endpoints, as Linux reports it on the next send), EMSGSIZE
 // for a payload over 65507 bytes (IPv4), EDESTADDRREQ without a
 // destination, EINVAL for port 0, EACCES to a broadcast address without
@@ -229,7 +233,8 @@ func (e *Endpoint) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 
 // Recv takes the oldest queued datagram without blocking. The caller owns
 // pkt, which holds only the payload, and must Release it. ok is false when
-// the queue is empty.
+// the queue is empty. A link-local sender carries the receiving interface
+// as its zone.
 func (e *Endpoint) Recv() (pkt *buf.Packet, from netip.AddrPort, ok bool) { return e.rx.Pop() }
 
 // Err returns and clears the pending asynchronous error: an ICMP error

@@ -41,7 +41,9 @@ func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Ve
 	if !p.checksumOK(info, pkt, h, n) {
 		return p.drop(pkt, proto.DropBadChecksum)
 	}
-	local := netip.AddrPortFrom(info.Dst, h.DstPort())
+	// The demux keys carry no zone; from keeps the zone the network
+	// layer gave a link-local sender, for the endpoint to reply through.
+	local := netip.AddrPortFrom(info.Dst.WithZone(""), h.DstPort())
 	from := netip.AddrPortFrom(info.Src, h.SrcPort())
 
 	p.mu.RLock()
@@ -80,7 +82,7 @@ func (e *Endpoint) peer(from netip.AddrPort) netip.AddrPort {
 // address, else one bound to the wildcard. Among equals the latest bound
 // wins. p.mu is held.
 func (p *Protocol) lookup(local, from netip.AddrPort) *Endpoint {
-	if s := p.conn[tuple{local, from}]; len(s) > 0 {
+	if s := p.conn[tupleOf(local, from)]; len(s) > 0 {
 		return s[len(s)-1]
 	}
 	if s := p.bound[local]; len(s) > 0 {
@@ -114,7 +116,7 @@ func (p *Protocol) deliverAll(pkt *buf.Packet, n int, local, from netip.AddrPort
 			!(local.Addr().Is4() && e.dual()) {
 			continue
 		}
-		if a.remote.IsValid() && a.remote != from {
+		if a.remote.IsValid() && unzone(a.remote) != unzone(from) {
 			continue
 		}
 		eps = append(eps, e)
@@ -197,7 +199,7 @@ func (p *Protocol) HandleError(ie *proto.ICMPError) {
 	local := netip.AddrPortFrom(ie.Src.Unmap(), binary.BigEndian.Uint16(ie.Quote[0:]))
 	remote := netip.AddrPortFrom(ie.Dst.Unmap(), binary.BigEndian.Uint16(ie.Quote[2:]))
 	p.mu.RLock()
-	s := p.conn[tuple{local, remote}]
+	s := p.conn[tupleOf(local, remote)]
 	var e *Endpoint
 	if len(s) > 0 {
 		e = s[len(s)-1]

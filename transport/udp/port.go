@@ -76,7 +76,9 @@ func (p *Protocol) Bind(laddr netip.AddrPort, o Options) (*Endpoint, error) {
 	if isWildcard(addr) {
 		addr = wildcard(addr)
 	}
-	addr = addr.Unmap()
+	// Zones are not part of the binding: a link-local address is unique
+	// to this host whatever interface the zone names.
+	addr = addr.Unmap().WithZone("")
 	if !isWildcard(addr) && !addr.IsMulticast() && !p.net.LocalAddr(addr) {
 		// Linux refuses a unicast address the host does not have
 		// (EADDRNOTAVAIL, unless IP_FREEBIND).
@@ -116,7 +118,7 @@ func (p *Protocol) unlink(e *Endpoint) {
 		delete(p.ports, port)
 	}
 	if a.remote.IsValid() {
-		t := tuple{a.local, a.remote}
+		t := tupleOf(a.local, a.remote)
 		if s := remove(p.conn[t], e); len(s) > 0 {
 			p.conn[t] = s
 		} else {

@@ -61,17 +61,29 @@ type Protocol struct {
 	// broadcast delivery and listings.
 	ports map[uint16][]*Endpoint
 	// bound holds unconnected endpoints by local address (the unspecified
-	// address for a wildcard bind) and port.
+	// address for a wildcard bind; no zone) and port.
 	bound map[netip.AddrPort][]*Endpoint
-	// conn holds connected endpoints by their 4-tuple.
+	// conn holds connected endpoints by their 4-tuple (see tupleOf).
 	conn map[tuple][]*Endpoint
 	// eph is the state of RFC 6056 port selection.
 	eph ephemeral
 }
 
-// tuple identifies a connected endpoint.
+// tuple identifies a connected endpoint. Its addresses carry no zone:
+// received datagrams are matched by address alone, whatever name or index
+// the application wrote as the zone of a link-local peer.
 type tuple struct {
 	local, remote netip.AddrPort
+}
+
+// tupleOf is the key of the local and remote addresses, zones stripped.
+func tupleOf(local, remote netip.AddrPort) tuple {
+	return tuple{unzone(local), unzone(remote)}
+}
+
+// unzone strips a's zone.
+func unzone(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().WithZone(""), a.Port())
 }
 
 // New returns the UDP protocol sending through n. It registers its
