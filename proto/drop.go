@@ -101,3 +101,15 @@ func (c *Counters) Visit(prefix string, v stats.Visitor) {
 type StatsSource interface {
 	VisitStats(v stats.Visitor)
 }
+
+// TypeCounters count messages by an 8-bit type (ICMP, ICMPv6).
+type TypeCounters [256]stats.Counter
+
+// Visit reports the non-zero counters as prefix+name(type).
+func (c *TypeCounters) Visit(prefix string, name func(uint8) string, v stats.Visitor) {
+	for t := range c {
+		if n := c[t].Load(); n != 0 {
+			v(prefix+name(uint8(t)), n)
+		}
+	}
+}

@@ -19,8 +19,8 @@ const maxQuote = 576 - wire.IPv4MinHeaderLen - wire.ICMPv4HeaderLen
 type icmpState struct {
 	p        *Protocol
 	counters proto.Counters // icmp.*
-	inTypes  [256]stats.Counter
-	outTypes [256]stats.Counter
+	inTypes  proto.TypeCounters
+	outTypes proto.TypeCounters
 
 	limit ratelimit.Bucket // error messages (tunables icmp ratelimit, burst)
 }
@@ -31,16 +31,9 @@ func (s *icmpState) init(p *Protocol) {
 
 func (s *icmpState) visit(v stats.Visitor) {
 	s.counters.Visit("icmp.", v)
-	for t := range s.inTypes {
-		if n := s.inTypes[t].Load(); n != 0 {
-			v("icmp.in."+wire.ICMPv4Type(t).String(), n)
-		}
-	}
-	for t := range s.outTypes {
-		if n := s.outTypes[t].Load(); n != 0 {
-			v("icmp.out."+wire.ICMPv4Type(t).String(), n)
-		}
-	}
+	name := func(t uint8) string { return wire.ICMPv4Type(t).String() }
+	s.inTypes.Visit("icmp.in.", name, v)
+	s.outTypes.Visit("icmp.out.", name, v)
 }
 
 // input handles an ICMPv4 message addressed to us (RFC 792). It takes

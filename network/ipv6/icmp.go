@@ -15,8 +15,8 @@ import (
 type icmpState struct {
 	p        *Protocol
 	counters proto.Counters // icmp6.*
-	inTypes  [256]stats.Counter
-	outTypes [256]stats.Counter
+	inTypes  proto.TypeCounters
+	outTypes proto.TypeCounters
 
 	limit ratelimit.Bucket // error messages (tunables icmp ratelimit, burst)
 }
@@ -27,16 +27,9 @@ func (s *icmpState) init(p *Protocol) {
 
 func (s *icmpState) visit(v stats.Visitor) {
 	s.counters.Visit("icmp6.", v)
-	for t := range s.inTypes {
-		if n := s.inTypes[t].Load(); n != 0 {
-			v("icmp6.in."+wire.ICMPv6Type(t).String(), n)
-		}
-	}
-	for t := range s.outTypes {
-		if n := s.outTypes[t].Load(); n != 0 {
-			v("icmp6.out."+wire.ICMPv6Type(t).String(), n)
-		}
-	}
+	name := func(t uint8) string { return wire.ICMPv6Type(t).String() }
+	s.inTypes.Visit("icmp6.in.", name, v)
+	s.outTypes.Visit("icmp6.out.", name, v)
 }
 
 // isND reports the types of neighbour discovery and MLD, which go to the
