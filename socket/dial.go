@@ -193,7 +193,7 @@ func (d *Dialer) dial(ctx context.Context, network string, ra netip.AddrPort) (*
 			return fail(mapCtxErr(ctx.Err()))
 		}
 	}
-	return newTCPConn(c, network), nil
+	return newTCPConn(c, network, d.Stack), nil
 }
 
 // mapCtxErr turns a context's error into net's dial errors.

@@ -21,6 +21,9 @@ import (
 type TCPConn struct {
 	base
 	c *tcp.Conn
+	// zone is the interface name that link-local addresses of the
+	// connection carry ("fe80::1%eth0"), as net reports them; "" if none.
+	zone string
 
 	rmu sync.Mutex // held for the whole of a Read
 	wmu sync.Mutex // held for the whole of a Write, so writes do not interleave
@@ -32,18 +35,51 @@ type TCPConn struct {
 
 var _ net.Conn = (*TCPConn)(nil)
 
-func newTCPConn(c *tcp.Conn, network string) *TCPConn {
-	t := &TCPConn{c: c, rdShut: make(chan struct{})}
+// newTCPConn wraps c, a connection of p's TCP.
+func newTCPConn(c *tcp.Conn, network string, p Provider) *TCPConn {
+	t := &TCPConn{c: c, rdShut: make(chan struct{}), zone: linkZone(p, c.LocalAddr(), c.RemoteAddr())}
 	t.base = newStreamBase(network, t.LocalAddr)
 	t.linger.Store(-1)
 	return t
 }
 
-// LocalAddr returns the local address, a *net.TCPAddr.
-func (c *TCPConn) LocalAddr() net.Addr { return tcpAddr(c.c.LocalAddr()) }
+// LocalAddr returns the local address, a *net.TCPAddr. A link-local one
+// carries its interface as zone, as with net.
+func (c *TCPConn) LocalAddr() net.Addr { return tcpAddr(c.zoned(c.c.LocalAddr())) }
 
-// RemoteAddr returns the peer's address, a *net.TCPAddr.
-func (c *TCPConn) RemoteAddr() net.Addr { return tcpAddr(c.c.RemoteAddr()) }
+// RemoteAddr returns the peer's address, a *net.TCPAddr. A link-local one
+// carries the connection's interface as zone ("fe80::1%eth0"), as with
+// net.
+func (c *TCPConn) RemoteAddr() net.Addr { return tcpAddr(c.zoned(c.c.RemoteAddr())) }
+
+// zoned gives ap the connection's zone if its address is link-local.
+func (c *TCPConn) zoned(ap netip.AddrPort) netip.AddrPort {
+	if c.zone == "" || !ap.Addr().IsLinkLocalUnicast() {
+		return ap
+	}
+	return netip.AddrPortFrom(ap.Addr().WithZone(c.zone), ap.Port())
+}
+
+// AddrZoner is a Provider that knows the zone of its link-local
+// addresses: the name of the interface that holds one (*stack.Stack is
+// one). TCP connections of such a Provider report link-local addresses
+// with that zone, as net does; others report them without.
+type AddrZoner interface {
+	AddrZone(a netip.Addr) string
+}
+
+// linkZone is the zone of a TCP connection's link-local addresses: that
+// of its local address when it is link-local, as a link-local peer is
+// reached only from a link-local address on the same link (RFC 4007 §6;
+// the transports route such a pair by the source). "" when neither
+// address is link-local or p cannot tell.
+func linkZone(p Provider, local, remote netip.AddrPort) string {
+	z, ok := p.(AddrZoner)
+	if !ok || !local.Addr().IsLinkLocalUnicast() {
+		return ""
+	}
+	return z.AddrZone(local.Addr())
+}
 
 // tcpAddr converts ap for net, keeping a nil interface for the zero
 // AddrPort.

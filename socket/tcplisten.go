@@ -19,6 +19,7 @@ type TCPListener struct {
 	b       base // b.rd is the accept deadline
 	l       *tcp.Listener
 	network string
+	p       Provider // for the zones of accepted connections
 }
 
 var _ net.Listener = (*TCPListener)(nil)
@@ -63,7 +64,7 @@ func listenTCP(p Provider, network string, la netip.AddrPort, o tcp.Options) (*T
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: net.TCPAddrFromAddrPort(la), Err: sysErr("bind", err)}
 	}
-	ln := &TCPListener{l: l, network: network}
+	ln := &TCPListener{l: l, network: network, p: p}
 	ln.b = newBase(network, ln.Addr)
 	return ln, nil
 }
@@ -85,7 +86,7 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		c, err := l.l.Accept()
 		switch {
 		case err == nil:
-			return newTCPConn(c, l.network), nil
+			return newTCPConn(c, l.network, l.p), nil
 		case err != tcp.ErrWouldBlock:
 			return nil, l.opErr("accept", sysErr("accept", err))
 		}

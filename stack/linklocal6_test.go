@@ -3,6 +3,7 @@ package stack_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -120,7 +121,9 @@ func TestIPv6LinkLocalUDPConnected(t *testing.T) {
 
 // TestIPv6LinkLocalTCPZone checks that TCP, which keys connections without
 // zones, still connects to a zoned link-local address now that received
-// sources carry zones, and that the accepting side sees the peer.
+// sources carry zones, and that both ends report their link-local
+// addresses with the interface as zone, as net does ("fe80::1%eth0"),
+// whether the dialer named the interface or gave its index.
 func TestIPv6LinkLocalTCPZone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := &netw{t: t}
@@ -132,35 +135,94 @@ func TestIPv6LinkLocalTCPZone(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		peer := make(chan net.Addr, 1)
+		type ends struct{ local, remote net.Addr }
+		accepted := make(chan ends, 1)
 		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				close(peer)
-				return
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					close(accepted)
+					return
+				}
+				accepted <- ends{c.LocalAddr(), c.RemoteAddr()}
+				b := make([]byte, 64)
+				n, _ := c.Read(b)
+				c.Write(b[:n])
+				c.Close()
 			}
-			defer c.Close()
-			peer <- c.RemoteAddr()
-			b := make([]byte, 64)
-			n, _ := c.Read(b)
-			c.Write(b[:n])
 		}()
-		c, err := socket.Dial(a, "tcp6", net.JoinHostPort(llb.WithZone("eth0").String(), "90"))
+		zoned := func(a netip.Addr, port int) string {
+			return netip.AddrPortFrom(a.WithZone("eth0"), uint16(port)).String()
+		}
+		for _, zone := range []string{"eth0", strconv.Itoa(a.Interface("eth0").Index())} {
+			c, err := socket.Dial(a, "tcp6", net.JoinHostPort(llb.WithZone(zone).String(), "90"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 64)
+			m, err := c.Read(buf)
+			if err != nil || string(buf[:m]) != "ping" {
+				t.Fatalf("echo %q, %v", buf[:m], err)
+			}
+			if got, want := c.RemoteAddr().String(), zoned(llb, 90); got != want {
+				t.Errorf("dialed %%%s: RemoteAddr %s, want %s", zone, got, want)
+			}
+			lport := c.LocalAddr().(*net.TCPAddr).Port
+			if got, want := c.LocalAddr().String(), zoned(lla, lport); got != want {
+				t.Errorf("dialed %%%s: LocalAddr %s, want %s", zone, got, want)
+			}
+			e := <-accepted
+			if got, want := fmt.Sprint(e.remote), zoned(lla, lport); got != want {
+				t.Errorf("accepted RemoteAddr %s, want %s", got, want)
+			}
+			if got, want := fmt.Sprint(e.local), zoned(llb, 90); got != want {
+				t.Errorf("accepted LocalAddr %s, want %s", got, want)
+			}
+			c.Close()
+		}
+	})
+}
+
+// TestTCPZoneOnlyLinkLocal: connections between global IPv6 addresses,
+// and IPv4 ones, carry no zone.
+func TestTCPZoneOnlyLinkLocal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := &netw{t: t}
+		a, b := pair6(t, n, 1500)
+		static6(t, a, b)
+		if err := b.AddAddress("eth0", netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.AddAddress("eth0", netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := socket.Listen(b, "tcp", ":90")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		if _, err := c.Write([]byte("ping")); err != nil {
-			t.Fatal(err)
-		}
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 64)
-		m, err := c.Read(buf)
-		if err != nil || string(buf[:m]) != "ping" {
-			t.Fatalf("echo %q, %v", buf[:m], err)
-		}
-		if ra, ok := (<-peer).(*net.TCPAddr); !ok || ra.AddrPort().Addr().WithZone("") != lla {
-			t.Errorf("accepted peer %v, want %v", ra, lla)
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		for _, dst := range []string{"[2001:db8::2]:90", "10.0.0.2:90"} {
+			c, err := socket.Dial(a, "tcp", dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.RemoteAddr().String() != dst || c.LocalAddr().(*net.TCPAddr).Zone != "" {
+				t.Errorf("dialed %s: %v -> %v", dst, c.LocalAddr(), c.RemoteAddr())
+			}
+			c.Close()
 		}
 	})
 }

@@ -17,14 +17,6 @@ import (
 // never calls ndp's AddAddress or RemoveAddress while holding s.mu.
 type ndHost struct{ s *Stack }
 
-func (h ndHost) iface(ifIndex int) (*Interface, error) {
-	ifc := h.s.InterfaceByIndex(ifIndex)
-	if ifc == nil {
-		return nil, fmt.Errorf("stack: interface %d: %w", ifIndex, ErrNoInterface)
-	}
-	return ifc, nil
-}
-
 func (h ndHost) AddAddress(ifIndex int, p netip.Prefix, prefixRoute bool) error {
 	s := h.s
 	s.mu.Lock()
@@ -62,20 +54,33 @@ func (h ndHost) SetDeprecated(ifIndex int, a netip.Addr, deprecated bool) {
 func (h ndHost) AddRoute(r route.Route) error    { return h.s.routes.Add(r) }
 func (h ndHost) DeleteRoute(r route.Route) error { return h.s.routes.Delete(r) }
 
-// SetMTU sets the interface's MTU (for both families: the stack keeps
-// one MTU per interface).
+// SetMTU sets the interface's IPv6 MTU from a router advertisement's MTU
+// option; IPv4 keeps the interface's MTU (RFC 4861 §6.3.4: the option
+// gives the link MTU for IPv6). network/ipv6 refuses a value under 1280
+// or over the interface's MTU.
 func (h ndHost) SetMTU(ifIndex int, mtu int) error {
-	ifc, err := h.iface(ifIndex)
-	if err != nil {
+	old := h.s.ipv6.InterfaceMTU(ifIndex)
+	if err := h.s.ipv6.SetInterfaceMTU(ifIndex, mtu); err != nil {
 		return err
 	}
-	return ifc.SetMTU(mtu)
+	if mtu != old {
+		h.s.log.Info("router MTU", "ifindex", ifIndex, "mtu", mtu)
+	}
+	return nil
 }
 
-// SetHopLimit is only logged: network/ipv6 has one default hop limit for
-// the stack (net.inet6.ip6.hlim), not one per interface.
+// SetHopLimit sets the interface's default IPv6 hop limit from a router
+// advertisement's Cur Hop Limit (RFC 4861 §6.3.4); IPv4's TTL and other
+// interfaces keep theirs.
 func (h ndHost) SetHopLimit(ifIndex int, hopLimit uint8) {
-	h.s.log.Info("router hop limit", "ifindex", ifIndex, "hlim", hopLimit)
+	old := h.s.ipv6.InterfaceHopLimit(ifIndex)
+	if err := h.s.ipv6.SetInterfaceHopLimit(ifIndex, hopLimit); err != nil {
+		h.s.log.Debug("router hop limit", "ifindex", ifIndex, "hlim", hopLimit, "err", err)
+		return
+	}
+	if hopLimit != old {
+		h.s.log.Info("router hop limit", "ifindex", ifIndex, "hlim", hopLimit)
+	}
 }
 
 func (h ndHost) JoinGroup(ifIndex int, group netip.Addr) error {
@@ -103,4 +108,23 @@ func (s *Stack) SetRouterAdvert(ifname string, cfg *ndp.AdvertConfig) error {
 		return nil
 	}
 	return s.nd.Advertise(ifc.index, *cfg)
+}
+
+// AddrZone is the zone Go's net gives a.Unmap() when it is an IPv6
+// link-local address of this stack: the name of the interface that holds
+// it (a link-local address is ambiguous without its link, RFC 4007 §6).
+// It is "" for any other address. Sockets put it on the addresses of TCP
+// connections ("fe80::1%eth0"), as net does.
+func (s *Stack) AddrZone(a netip.Addr) string {
+	a = a.Unmap().WithZone("")
+	if !a.IsLinkLocalUnicast() || !a.Is6() {
+		return ""
+	}
+	t := s.ifaces.Load()
+	if i, ok := t.local[a]; ok {
+		if ifc := t.byIndex[i]; ifc != nil {
+			return ifc.name
+		}
+	}
+	return ""
 }

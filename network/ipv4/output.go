@@ -1,6 +1,7 @@
 package ipv4
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"syscall"
@@ -8,6 +9,7 @@ import (
 	"ustack/buf"
 	"ustack/link"
 	"ustack/link/offload"
+	ipfrag "ustack/network/internal/frag"
 	"ustack/network/route"
 	"ustack/proto"
 	"ustack/wire"
@@ -228,17 +230,8 @@ func (p *Protocol) output(ifIndex int, next netip.Addr, pkt *buf.Packet) error {
 
 // fragmentAndSend cuts pkt (transport header and data, no IP header) into
 // fragments that fit r.MTU, each with a copy of the header f, and sends
-// them (RFC 791 §3.2, "fragmentation"). Payload bytes are shared, not
-// copied. It takes ownership of pkt.
+// them (RFC 791 §3.2, "fragmentation"). It takes ownership of pkt.
 func (p *Protocol) fragmentAndSend(r proto.Route, f *wire.IPv4Fields, pkt *buf.Packet) error {
-	if pkt.Offload.NeedsCsum {
-		// Fragments cannot carry a partial checksum: finish it here.
-		if err := offload.Complete(pkt); err != nil {
-			pkt.Release()
-			p.counters.Drop(proto.DropMalformed)
-			return err
-		}
-	}
 	return p.fragment(f, pkt, r.MTU, func(frag *buf.Packet) error {
 		p.fragsOut.Inc()
 		return p.output(r.IfIndex, r.NextHop, frag)
@@ -246,48 +239,34 @@ func (p *Protocol) fragmentAndSend(r proto.Route, f *wire.IPv4Fields, pkt *buf.P
 }
 
 // fragment cuts payload into fragments of at most mtu bytes with headers
-// made from f (f.FragOff and the MF flag of f describe payload's place in
-// the original datagram, so fragments can be fragmented again when
-// forwarding) and passes each to send. Options are copied into the first
-// fragment only when they are not marked "copied" (RFC 791 §3.1); here
-// only the first fragment carries f.Options unless copy is set per option.
-// It takes ownership of payload.
+// made from f and passes each to send; ipfrag.Split makes the pieces,
+// sharing payload's bytes. f.FragOff and the MF flag of f describe
+// payload's place in the original datagram, so fragments can be
+// fragmented again when forwarding: offsets add to f.FragOff and the last
+// fragment keeps f's MF (RFC 791 §3.2). The first fragment carries
+// f.Options, the later ones only the options whose "copied" flag is set
+// (RFC 791 §3.1). A partial checksum is completed first; one that cannot
+// be is counted as malformed. It takes ownership of payload.
 func (p *Protocol) fragment(f *wire.IPv4Fields, payload *buf.Packet, mtu int, send func(*buf.Packet) error) error {
-	firstHdr := f.Len()
 	laterOpts := copiedOptions(f.Options)
 	laterHdr := wire.IPv4MinHeaderLen + len(laterOpts)
-	baseOff, lastMF := f.FragOff, f.Flags&wire.IPv4FlagMF != 0
-	off := 0
-	var err error
-	for payload != nil {
-		hdrLen := laterHdr
-		opts := laterOpts
-		if off == 0 {
-			hdrLen, opts = firstHdr, f.Options
-		}
-		room := (mtu - hdrLen) &^ 7
-		if room <= 0 {
-			payload.Release()
-			return syscall.EMSGSIZE
-		}
-		frag := payload
-		payload = nil
-		if frag.Len() > room {
-			payload = frag.Split(room)
-		}
+	lastMF := f.Flags&wire.IPv4FlagMF != 0
+	err := ipfrag.Split(payload, mtu-f.Len(), mtu-laterHdr, func(piece *buf.Packet, off int, more bool) error {
 		h := *f
-		h.Options = opts
-		h.FragOff = baseOff + off
+		if off > 0 {
+			h.Options = laterOpts
+		}
+		h.FragOff = f.FragOff + off
 		h.Flags = f.Flags &^ wire.IPv4FlagMF
-		if payload != nil || lastMF {
+		if more || lastMF {
 			h.Flags |= wire.IPv4FlagMF
 		}
-		h.TotalLen = h.Len() + frag.Len()
-		h.Encode(frag.Prepend(h.Len()))
-		off += frag.Len() - h.Len()
-		if e := send(frag); e != nil && err == nil {
-			err = e
-		}
+		h.TotalLen = h.Len() + piece.Len()
+		h.Encode(piece.Prepend(h.Len()))
+		return send(piece)
+	})
+	if errors.Is(err, offload.ErrCsumRange) {
+		p.counters.Drop(proto.DropMalformed)
 	}
 	return err
 }

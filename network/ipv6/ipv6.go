@@ -120,6 +120,7 @@ type Protocol struct {
 	reasm  *reassembler
 	groups groups
 	pmtu   pmtuCache
+	ifconf ifConfs // per-interface MTU and hop limit (ifconf.go)
 }
 
 type ndBox struct{ h NDHandler }

@@ -3,6 +3,7 @@ package ipv6
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"ustack/buf"
 	"ustack/link"
 	"ustack/link/offload"
+	ipfrag "ustack/network/internal/frag"
 	"ustack/network/route"
 	"ustack/proto"
 	"ustack/wire"
@@ -34,8 +36,9 @@ func (p *Protocol) MaxHeaderLen() int {
 // by the SourceSelector (DefaultSource unless replaced). A multicast
 // destination with no address to choose gets the unspecified source.
 // ifIndex, when not 0, restricts the choice to routes through that
-// interface (SO_BINDTODEVICE). The MTU is the smallest of the interface's,
-// the route's and the path MTU learned from packet too big (RFC 8201).
+// interface (SO_BINDTODEVICE). The MTU is the smallest of the interface's
+// IPv6 MTU (InterfaceMTU), the route's and the path MTU learned from
+// packet too big (RFC 8201).
 func (p *Protocol) Route(dst, src netip.Addr, ifIndex int) (proto.Route, error) {
 	if !dst.Is6() || dst.Is4In6() {
 		return proto.Route{}, fmt.Errorf("ipv6: %v is not an IPv6 address: %w", dst, syscall.EAFNOSUPPORT)
@@ -71,7 +74,7 @@ func (p *Protocol) Route(dst, src netip.Addr, ifIndex int) (proto.Route, error) 
 		if !src.IsValid() {
 			src = dst
 		}
-		return proto.Route{Src: src, Dst: dst, NextHop: dst, IfIndex: lo.Index(), MTU: lo.MTU(),
+		return proto.Route{Src: src, Dst: dst, NextHop: dst, IfIndex: lo.Index(), MTU: p.ifMTU(lo),
 			Local: true, Caps: lo.Capabilities()}, nil
 	}
 
@@ -93,7 +96,7 @@ func (p *Protocol) Route(dst, src netip.Addr, ifIndex int) (proto.Route, error) 
 		if ifc == nil {
 			return proto.Route{}, proto.ErrNoRoute
 		}
-		r = proto.Route{Dst: dst, NextHop: dst, IfIndex: ifc.Index(), MTU: ifc.MTU(),
+		r = proto.Route{Dst: dst, NextHop: dst, IfIndex: ifc.Index(), MTU: p.ifMTU(ifc),
 			Multicast: true, Caps: ifc.Capabilities()}
 	case linkScoped(dst):
 		// RFC 4007 §6: a link-local destination means nothing without
@@ -105,7 +108,7 @@ func (p *Protocol) Route(dst, src netip.Addr, ifIndex int) (proto.Route, error) 
 		if ifc == nil || !ifc.Up() {
 			return proto.Route{}, proto.ErrNoRoute
 		}
-		r = proto.Route{Dst: dst, NextHop: dst, IfIndex: ifIndex, MTU: p.pathMTU(dst, ifc.MTU()),
+		r = proto.Route{Dst: dst, NextHop: dst, IfIndex: ifIndex, MTU: p.pathMTU(dst, p.ifMTU(ifc)),
 			Caps: ifc.Capabilities()}
 	default:
 		var ok bool
@@ -146,7 +149,7 @@ func (p *Protocol) resolve(dst netip.Addr, ifIndex int) (proto.Route, bool) {
 	if ifc == nil || !ifc.Up() {
 		return proto.Route{}, false
 	}
-	mtu := ifc.MTU()
+	mtu := p.ifMTU(ifc)
 	if rt.MTU > 0 && rt.MTU < mtu {
 		mtu = rt.MTU
 	}
@@ -232,16 +235,17 @@ func (p *Protocol) LocalAddr(a netip.Addr) bool {
 
 // WritePacket prepends an IPv6 header to pkt (whose front is the
 // transport header) and sends it along r. The hop limit is wp.TTL, else
-// net.inet6.ip6.hlim, else 1 for multicast (RFC 3493 §5.2); the traffic
+// 1 for multicast (RFC 3493 §5.2), else the interface's (see
+// InterfaceHopLimit: net.inet6.ip6.hlim unless set); the traffic
 // class is wp.TOS. A packet over r.MTU is fragmented (RFC 8200 §4.5,
 // §5: only the source fragments) unless wp.DF is set (IPV6_DONTFRAG:
 // EMSGSIZE instead) or it is a GSO packet. It takes ownership of pkt.
 func (p *Protocol) WritePacket(r proto.Route, proto_ wire.IPProtocol, wp proto.WriteParams, pkt *buf.Packet) error {
 	hl := wp.TTL
 	if hl == 0 {
-		hl = uint8(p.hopLimit.Load())
-		if r.Multicast {
-			hl = 1
+		hl = 1
+		if !r.Multicast {
+			hl = p.InterfaceHopLimit(r.IfIndex)
 		}
 	}
 	f := wire.IPv6Fields{TrafficClass: wp.TOS, PayloadLen: pkt.Len(), NextHeader: proto_, HopLimit: hl,
@@ -290,14 +294,6 @@ func (p *Protocol) output(ifIndex int, next netip.Addr, pkt *buf.Packet) error {
 // fragmentAndSend cuts pkt (transport header and data) into fragments that
 // fit r.MTU and sends them. It takes ownership of pkt.
 func (p *Protocol) fragmentAndSend(r proto.Route, f *wire.IPv6Fields, pkt *buf.Packet) error {
-	if pkt.Offload.NeedsCsum {
-		// Fragments cannot carry a partial checksum: finish it here.
-		if err := offload.Complete(pkt); err != nil {
-			pkt.Release()
-			p.counters.Drop(proto.DropMalformed)
-			return err
-		}
-	}
 	return p.fragment(f, fragID(), pkt, r.MTU, func(frag *buf.Packet) error {
 		p.fragsOut.Inc()
 		return p.output(r.IfIndex, r.NextHop, frag)
@@ -306,35 +302,23 @@ func (p *Protocol) fragmentAndSend(r proto.Route, f *wire.IPv6Fields, pkt *buf.P
 
 // fragment cuts payload, the fragmentable part, into fragments of at most
 // mtu bytes (RFC 8200 §4.5): each is the header f, a fragment header with
-// identification id, and a multiple of 8 bytes of data but the last.
-// Data is shared, not copied. It passes each fragment to send and takes
-// ownership of payload.
+// identification id, and a multiple of 8 bytes of data but the last;
+// ipfrag.Split makes the pieces, sharing payload's bytes. It passes each
+// fragment to send. A partial checksum is completed first; one that
+// cannot be is counted as malformed. It takes ownership of payload.
 func (p *Protocol) fragment(f *wire.IPv6Fields, id uint32, payload *buf.Packet, mtu int, send func(*buf.Packet) error) error {
 	const hdrLen = wire.IPv6HeaderLen + wire.IPv6FragmentLen
-	room := (mtu - hdrLen) &^ 7
-	if room < 8 {
-		payload.Release()
-		return syscall.EMSGSIZE
-	}
-	off := 0
-	var err error
-	for payload != nil {
-		frag := payload
-		payload = nil
-		if frag.Len() > room {
-			payload = frag.Split(room)
-		}
-		n := frag.Len()
-		fh := wire.IPv6FragmentFields{NextHeader: f.NextHeader, Offset: off, More: payload != nil, ID: id}
+	err := ipfrag.Split(payload, mtu-hdrLen, mtu-hdrLen, func(piece *buf.Packet, off int, more bool) error {
+		fh := wire.IPv6FragmentFields{NextHeader: f.NextHeader, Offset: off, More: more, ID: id}
 		h := *f
-		h.NextHeader, h.PayloadLen = wire.IPProtoFragment, wire.IPv6FragmentLen+n
-		b := frag.Prepend(hdrLen)
+		h.NextHeader, h.PayloadLen = wire.IPProtoFragment, wire.IPv6FragmentLen+piece.Len()
+		b := piece.Prepend(hdrLen)
 		h.Encode(b)
 		fh.Encode(b[wire.IPv6HeaderLen:])
-		off += n
-		if e := send(frag); e != nil && err == nil {
-			err = e
-		}
+		return send(piece)
+	})
+	if errors.Is(err, offload.ErrCsumRange) {
+		p.counters.Drop(proto.DropMalformed)
 	}
 	return err
 }

@@ -203,7 +203,9 @@ func (p *Protocol) routerAdvert(ifc proto.Interface, info proto.PacketInfo, m wi
 		at.retrans = rt
 		p.later(func() { cache.SetRetransTimer(rt) })
 	}
-	if ri.mtu >= wire.IPv6MinMTU && int(ri.mtu) != ifc.MTU() {
+	// The host keeps IPv6's own link MTU and ignores repeats, so every
+	// advertised value is passed on: a later RA may raise the MTU back.
+	if ri.mtu >= wire.IPv6MinMTU {
 		mtu := int(ri.mtu)
 		p.later(func() {
 			if err := host.SetMTU(idx, mtu); err != nil {
