@@ -32,9 +32,9 @@ import (
 //	sysctl:
 //	  net.inet.ip.forwarding: 1
 //	services:
-//	  - {type: echo, listen: "udp:7"}
-//	  - {type: echo, listen: "tcp:7"}
-//	  - {type: http, listen: "tcp:80", root: /srv/www}
+//	  - {type: echo, listen: "udp:7"}          # dual-stack: IPv4 and IPv6
+//	  - {type: echo, listen: "tcp:0.0.0.0:7"}  # IPv4 only
+//	  - {type: http, listen: "tcp:[fd00::1]:80", root: /srv/www}
 type Config struct {
 	Interfaces []Interface
 	Routes     []Route
@@ -74,16 +74,20 @@ type Service struct {
 	// Network is "udp" or "tcp". A service without a listen spec takes
 	// UDP, or TCP for http, on its well-known port.
 	Network string
-	// Addr is the local address and port; an unspecified address listens
-	// on every address.
+	// Addr is the local address and port. The IPv6 unspecified address
+	// (the default, "udp:7" or "udp:[::]:7") is a dual-stack socket that
+	// takes IPv4 too, with the peers as IPv4-mapped addresses, as Go's
+	// net listens on "udp" and "tcp" (RFC 3493 §3.7); the IPv4
+	// unspecified address ("udp:0.0.0.0:7") takes IPv4 only.
 	Addr netip.AddrPort
 	// Root is the directory an http service serves (only for http).
 	Root string
 }
 
-// Listen is the service's listen spec: "udp:7", "tcp:10.0.0.1:80".
+// Listen is the service's listen spec: "udp:7" (dual-stack),
+// "tcp:0.0.0.0:7", "tcp:10.0.0.1:80", "tcp:[fd00::1]:80".
 func (s Service) Listen() string {
-	if s.Addr.Addr().IsUnspecified() || !s.Addr.Addr().IsValid() {
+	if a := s.Addr.Addr(); !a.IsValid() || a == netip.IPv6Unspecified() {
 		return fmt.Sprintf("%s:%d", s.Network, s.Addr.Port())
 	}
 	return fmt.Sprintf("%s:%s", s.Network, s.Addr)
@@ -451,8 +455,7 @@ func parseServices(n node, ifs []Interface) ([]Service, error) {
 			return nil, l.errorf("%s is not an address of any configured interface", a)
 		}
 		for s, p := range used {
-			if s.Network == svc.Network && s.Addr.Port() == svc.Addr.Port() &&
-				(s.Addr.Addr() == svc.Addr.Addr() || s.Addr.Addr().IsUnspecified() || svc.Addr.Addr().IsUnspecified()) {
+			if s.Network == svc.Network && s.Addr.Port() == svc.Addr.Port() && overlaps(s.Addr.Addr(), svc.Addr.Addr()) {
 				return nil, l.errorf("%s overlaps %s", listen, p)
 			}
 		}
@@ -476,8 +479,24 @@ func parseServices(n node, ifs []Interface) ([]Service, error) {
 	return out, nil
 }
 
+// overlaps reports whether sockets bound to a and b on one port would
+// take some of the same packets: the IPv6 wildcard (dual-stack) takes
+// every address, the IPv4 wildcard every IPv4 one.
+func overlaps(a, b netip.Addr) bool {
+	switch {
+	case a == b, a == netip.IPv6Unspecified(), b == netip.IPv6Unspecified():
+		return true
+	case a == netip.IPv4Unspecified():
+		return b.Is4()
+	case b == netip.IPv4Unspecified():
+		return a.Is4()
+	}
+	return false
+}
+
 // parseListen parses "NETWORK:PORT" or "NETWORK:ADDRESS:PORT", NETWORK
-// udp or tcp.
+// udp or tcp, an IPv6 ADDRESS in brackets ("udp:[fd00::1]:7"). Without
+// an address the service listens dual-stack on [::].
 func parseListen(s string) (network string, ap netip.AddrPort, err error) {
 	network, rest, ok := strings.Cut(s, ":")
 	if !ok {
@@ -488,10 +507,23 @@ func parseListen(s string) (network string, ap netip.AddrPort, err error) {
 	default:
 		return "", ap, fmt.Errorf("%q: unknown network %q (want udp or tcp)", s, network)
 	}
-	addr, port := netip.IPv4Unspecified(), rest
+	addr, port := netip.IPv6Unspecified(), rest
 	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
-		if addr, err = netip.ParseAddr(rest[:i]); err != nil || !addr.Is4() {
-			return "", ap, fmt.Errorf("%q: %q is not an IPv4 address", s, rest[:i])
+		host := rest[:i]
+		bracketed := strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]")
+		if bracketed {
+			host = host[1 : len(host)-1]
+		}
+		addr, err = netip.ParseAddr(host)
+		switch {
+		case err != nil:
+			return "", ap, fmt.Errorf("%q: %q is not an IP address", s, rest[:i])
+		case addr.Is4() && bracketed:
+			return "", ap, fmt.Errorf("%q: write an IPv4 address without brackets", s)
+		case addr.Is6() && !bracketed:
+			return "", ap, fmt.Errorf("%q: write an IPv6 address in brackets, as %s:[%s]:PORT", s, network, host)
+		case addr.Is4In6() || addr.Zone() != "":
+			return "", ap, fmt.Errorf("%q: write IPv4 addresses as a.b.c.d and IPv6 ones without a zone", s)
 		}
 		port = rest[i+1:]
 	}

@@ -61,13 +61,13 @@ func TestParseGood(t *testing.T) {
 		},
 		Sysctl: []Setting{{"net.inet.ip.forwarding", "1"}, {"net.inet.ip.ttl", "32"}},
 		Services: []Service{
-			{Type: "echo", Network: "udp", Addr: netip.MustParseAddrPort("0.0.0.0:7")},
+			{Type: "echo", Network: "udp", Addr: netip.MustParseAddrPort("[::]:7")},
 			{Type: "discard", Network: "udp", Addr: netip.MustParseAddrPort("10.0.1.1:9")},
-			{Type: "chargen", Network: "udp", Addr: netip.MustParseAddrPort("0.0.0.0:19")},
+			{Type: "chargen", Network: "udp", Addr: netip.MustParseAddrPort("[::]:19")},
 			{Type: "daytime", Network: "udp", Addr: netip.MustParseAddrPort("127.0.0.1:13")},
-			{Type: "echo", Network: "tcp", Addr: netip.MustParseAddrPort("0.0.0.0:7")},
+			{Type: "echo", Network: "tcp", Addr: netip.MustParseAddrPort("[::]:7")},
 			{Type: "chargen", Network: "tcp", Addr: netip.MustParseAddrPort("10.0.1.1:19")},
-			{Type: "http", Network: "tcp", Addr: netip.MustParseAddrPort("0.0.0.0:80"), Root: "."},
+			{Type: "http", Network: "tcp", Addr: netip.MustParseAddrPort("[::]:80"), Root: "."},
 			{Type: "http", Network: "tcp", Addr: netip.MustParseAddrPort("10.0.2.1:8080"), Root: ".."},
 		},
 	}
@@ -103,6 +103,7 @@ func TestParseEmpty(t *testing.T) {
 
 func TestParseBad(t *testing.T) {
 	const iface = "interfaces:\n  - {name: eth0, link: tap:ut0, addresses: [10.0.0.1/24]}\n"
+	const iface6 = "interfaces:\n  - {name: eth0, link: tap:ut0, addresses: [10.0.0.1/24, \"fd00::1/64\"]}\n"
 	tests := []struct {
 		name, config, want string
 	}{
@@ -193,7 +194,25 @@ func TestParseBad(t *testing.T) {
 		{"bad network", "services:\n  - {type: echo, listen: \"sctp:7\"}\n",
 			`services[0].listen: "sctp:7": unknown network "sctp" (want udp or tcp)`},
 		{"bad listen address", "services:\n  - {type: echo, listen: \"udp:10.0.0.x:7\"}\n",
-			`services[0].listen: "udp:10.0.0.x:7": "10.0.0.x" is not an IPv4 address`},
+			`services[0].listen: "udp:10.0.0.x:7": "10.0.0.x" is not an IP address`},
+		{"IPv6 listen address without brackets", "services:\n  - {type: echo, listen: \"udp:::1:7\"}\n",
+			`services[0].listen: "udp:::1:7": write an IPv6 address in brackets, as udp:[::1]:PORT`},
+		{"IPv4 listen address in brackets", "services:\n  - {type: echo, listen: \"udp:[127.0.0.1]:7\"}\n",
+			`services[0].listen: "udp:[127.0.0.1]:7": write an IPv4 address without brackets`},
+		{"mapped listen address", "services:\n  - {type: echo, listen: \"udp:[::ffff:127.0.0.1]:7\"}\n",
+			`services[0].listen: "udp:[::ffff:127.0.0.1]:7": write IPv4 addresses as a.b.c.d and IPv6 ones without a zone`},
+		{"zoned listen address", "services:\n  - {type: echo, listen: \"udp:[fe80::1%eth0]:7\"}\n",
+			`services[0].listen: "udp:[fe80::1%eth0]:7": write IPv4 addresses as a.b.c.d and IPv6 ones without a zone`},
+		{"foreign IPv6 listen address", iface + "services:\n  - {type: echo, listen: \"tcp:[fd00::9]:7\"}\n",
+			`services[0].listen: fd00::9 is not an address of any configured interface`},
+		// The default (dual-stack [::]) takes IPv4 too: it overlaps the
+		// IPv4 wildcard, and an explicit [::] is the default.
+		{"dual-stack overlaps IPv4 wildcard", "services:\n  - {type: echo, listen: \"udp:0.0.0.0:7\"}\n  - {type: discard, listen: \"udp:7\"}\n",
+			`services[1].listen: udp:7 overlaps services[0].listen`},
+		{"explicit [::] overlaps default", "services:\n  - {type: echo, listen: \"tcp:7\"}\n  - {type: discard, listen: \"tcp:[::]:7\"}\n",
+			`services[1].listen: tcp:[::]:7 overlaps services[0].listen`},
+		{"dual-stack overlaps IPv6 address", iface6 + "services:\n  - {type: echo, listen: \"udp:7\"}\n  - {type: discard, listen: \"udp:[fd00::1]:7\"}\n",
+			`services[1].listen: udp:[fd00::1]:7 overlaps services[0].listen`},
 		{"foreign listen address", iface + "services:\n  - {type: echo, listen: \"udp:10.0.0.2:7\"}\n",
 			`services[0].listen: 10.0.0.2 is not an address of any configured interface`},
 		{"overlapping services", iface + "services:\n  - {type: echo, listen: \"udp:7\"}\n  - {type: discard, listen: \"udp:10.0.0.1:7\"}\n",
@@ -275,5 +294,46 @@ func TestParseIPv6(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c.Routes, want) || len(c.Interfaces[0].Addresses) != 2 {
 		t.Errorf("routes %v, addresses %v", c.Routes, c.Interfaces[0].Addresses)
+	}
+}
+
+// TestParseListenFamilies: a service without an address listens
+// dual-stack on [::]; 0.0.0.0 is IPv4 only, and does not overlap an IPv6
+// address on the same port; each spec survives Marshal.
+func TestParseListenFamilies(t *testing.T) {
+	c, err := ParseConfig([]byte(`
+interfaces:
+  - {name: eth0, link: tap:ut0, addresses: [10.0.0.1/24, "fd00::1/64"]}
+services:
+  - {type: echo, listen: "udp:7"}
+  - {type: echo, listen: "tcp:[::]:7"}
+  - {type: discard, listen: "udp:0.0.0.0:9"}
+  - {type: discard, listen: "udp:[fd00::1]:9"}
+  - {type: daytime, listen: "tcp:[::1]:13"}
+  - {type: daytime, listen: "tcp:10.0.0.1:13"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ addr, listen string }{
+		{"[::]:7", "udp:7"},
+		{"[::]:7", "tcp:7"},
+		{"0.0.0.0:9", "udp:0.0.0.0:9"},
+		{"[fd00::1]:9", "udp:[fd00::1]:9"},
+		{"[::1]:13", "tcp:[::1]:13"},
+		{"10.0.0.1:13", "tcp:10.0.0.1:13"},
+	}
+	if len(c.Services) != len(want) {
+		t.Fatalf("%d services, want %d", len(c.Services), len(want))
+	}
+	for i, w := range want {
+		s := c.Services[i]
+		if s.Addr != netip.MustParseAddrPort(w.addr) || s.Listen() != w.listen {
+			t.Errorf("services[%d]: addr %v, listen %q; want %s, %q", i, s.Addr, s.Listen(), w.addr, w.listen)
+		}
+	}
+	c2, err := ParseConfig(c.Marshal())
+	if err != nil || !reflect.DeepEqual(c2.Services, c.Services) {
+		t.Errorf("round trip: %v\n%+v\nwant %+v", err, c2, c.Services)
 	}
 }

@@ -23,9 +23,11 @@ import (
 	"ustack/wire"
 )
 
-// The demo network: host A — router R — host B, over two pipes.
+// The demo network: host A — router R — host B, over two pipes, dual
+// stack (the IPv6 side is in demo6.go).
 //
 //	A eth0 10.0.1.2/24 ─── 10.0.1.1/24 eth0  R  eth1 10.0.2.1/24 ─── 10.0.2.2/24 eth0 B
+//	                     2001:db8:1::1/64        2001:db8:2::1/64
 var (
 	demoA   = netip.MustParsePrefix("10.0.1.2/24")
 	demoRA  = netip.MustParsePrefix("10.0.1.1/24")
@@ -37,6 +39,8 @@ var (
 // demoNet is the running demo network.
 type demoNet struct {
 	a, r, b *stack.Stack
+	// clk is the stacks' clock, fast-forwarded through IPv6's waits.
+	clk *ffClock
 	// trace records the TCP segments on A's link.
 	trace *tracer
 	// stopEcho stops the echo service B runs from the echo step on.
@@ -64,13 +68,18 @@ func (n *demoNet) Close() {
 func buildDemoNet() (*demoNet, error) {
 	p1a, p1r := pipe.New(pipe.Config{Name: "ar", Seed: 0x0a0101})
 	p2r, p2b := pipe.New(pipe.Config{Name: "rb", Seed: 0x0b0202})
+	clk := newFFClock()
 	n := &demoNet{
-		a:     stack.New(stack.Options{Name: "A"}),
-		r:     stack.New(stack.Options{Name: "R"}),
-		b:     stack.New(stack.Options{Name: "B"}),
+		a:     stack.New(stack.Options{Name: "A", Clock: clk}),
+		r:     stack.New(stack.Options{Name: "R", Clock: clk}),
+		b:     stack.New(stack.Options{Name: "B", Clock: clk}),
+		clk:   clk,
 		trace: newTracer(p1a),
 	}
 	steps := []func() error{
+		// R forwards IPv6 before its interfaces come up, so that it
+		// never solicits routers itself (RFC 4861 §6.2.7).
+		func() error { return n.r.SetSysctl("net.inet6.ip6.forwarding", "1") },
 		func() error { _, err := n.a.AddInterface("eth0", n.trace); return err },
 		func() error { _, err := n.r.AddInterface("eth0", p1r); return err },
 		func() error { _, err := n.r.AddInterface("eth1", p2r); return err },
@@ -79,6 +88,8 @@ func buildDemoNet() (*demoNet, error) {
 		func() error { return n.r.SetSysctl("net.inet.ip.forwarding", "1") },
 		func() error { return n.r.AddAddress("eth0", demoRA) },
 		func() error { return n.r.AddAddress("eth1", demoRB) },
+		func() error { return n.r.AddAddress("eth0", demoRA6) },
+		func() error { return n.r.AddAddress("eth1", demoRB6) },
 		func() error { return n.a.AddAddress("eth0", demoA) },
 		func() error { return n.b.AddAddress("eth0", demoB) },
 		func() error { return n.a.AddRoute(route.Route{Dst: anyDest, Gateway: demoRA.Addr()}) },
@@ -162,6 +173,8 @@ func (c *cli) demo(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "   A  eth0 10.0.1.2 ─── 10.0.1.1 eth0  R  eth1 10.0.2.1 ─── 10.0.2.2 eth0  B")
 	fmt.Fprintln(stdout, "   (all /24; A and B route via R, which forwards)")
+	fmt.Fprintln(stdout, "   IPv6: link-local addresses on every link; R has 2001:db8:1::1 and 2001:db8:2::1")
+	fmt.Fprintln(stdout, "   and advertises those /64s, from which A and B configure their own addresses")
 
 	steps := []struct {
 		title string
@@ -175,6 +188,11 @@ func (c *cli) demo(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		{"TCP: a connection A → B through R", demoHandshake},
 		{"TCP: a 4 MB bulk transfer", demoBulk},
 		{"HTTP: GET a file from B's http service", demoHTTP},
+		{"IPv6: link-local addresses and neighbour discovery", demoLinkLocal6},
+		{"IPv6: SLAAC from R's router advertisements", demoSLAAC},
+		{"IPv6: ping6 A → B through R", demoPing6},
+		{"IPv6: UDP echo, and a 20 KB datagram in fragments", demoUDP6},
+		{"IPv6: TCP and HTTP from A to B", demoTCP6},
 		{"counters", demoCounters},
 	}
 	nr.steps = len(steps)
@@ -327,7 +345,9 @@ func icmpErrorKind(ie *icmp.Error) string {
 
 func demoEcho(ctx context.Context, n *demoNet, nr *narrator) error {
 	nr.say("B runs the echo service (RFC 862) on UDP port 7; A sends it a datagram.")
-	pc, err := socket.ListenPacket(n.b, "udp", "0.0.0.0:7")
+	// ":7" on "udp" is a dual-stack socket, as in Go's net: the IPv6
+	// steps use it too.
+	pc, err := socket.ListenPacket(n.b, "udp", ":7")
 	if err != nil {
 		return err
 	}
@@ -338,7 +358,7 @@ func demoEcho(ctx context.Context, n *demoNet, nr *narrator) error {
 	n.stopEcho = func() error { stop(); return <-done }
 
 	msg := []byte("hello from A")
-	got, rtt, err := udpExchange(ctx, n.a, msg)
+	got, rtt, err := udpExchange(ctx, n.a, demoB.Addr(), msg)
 	if err != nil {
 		return err
 	}
@@ -352,9 +372,9 @@ func demoEcho(ctx context.Context, n *demoNet, nr *narrator) error {
 	return nil
 }
 
-// udpExchange sends msg from A to B's port 7 and returns the answer.
-func udpExchange(ctx context.Context, a *stack.Stack, msg []byte) ([]byte, time.Duration, error) {
-	conn, err := socket.DialUDP(a, netip.AddrPort{}, netip.AddrPortFrom(demoB.Addr(), 7))
+// udpExchange sends msg from A to port 7 of dst and returns the answer.
+func udpExchange(ctx context.Context, a *stack.Stack, dst netip.Addr, msg []byte) ([]byte, time.Duration, error) {
+	conn, err := socket.DialUDP(a, netip.AddrPort{}, netip.AddrPortFrom(dst, 7))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -383,7 +403,7 @@ func demoFragments(ctx context.Context, n *demoNet, nr *narrator) error {
 	for i := range msg {
 		msg[i] = byte(i * 7)
 	}
-	got, rtt, err := udpExchange(ctx, n.a, msg)
+	got, rtt, err := udpExchange(ctx, n.a, demoB.Addr(), msg)
 	if err != nil {
 		return err
 	}
@@ -444,10 +464,11 @@ func demoCounters(_ context.Context, n *demoNet, nr *narrator) error {
 		table[j] = counterRow{name, [3]uint64{stats[0][name], stats[1][name], stats[2][name]}}
 	}
 	printCounters(nr.indented(), "counter", table)
-	if stats[1]["ipv4.forwarded"] == 0 {
-		return fmt.Errorf("R forwarded nothing")
+	if stats[1]["ipv4.forwarded"] == 0 || stats[1]["ipv6.forwarded"] == 0 {
+		return fmt.Errorf("R forwarded %d IPv4 and %d IPv6 packets, want some of each",
+			stats[1]["ipv4.forwarded"], stats[1]["ipv6.forwarded"])
 	}
-	nr.ok("R forwarded %d packets", stats[1]["ipv4.forwarded"])
+	nr.ok("R forwarded %d IPv4 and %d IPv6 packets", stats[1]["ipv4.forwarded"], stats[1]["ipv6.forwarded"])
 	return nil
 }
 

@@ -47,6 +47,9 @@ func (c *cli) nc(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil || a.Is4In6() {
 		return failf(stderr, "nc", 2, "%s: not an IP address (ustack does not resolve names)", host)
 	}
+	if a, err = nf.scoped(a); err != nil {
+		return failf(stderr, "nc", 2, "%v", err)
+	}
 	if *listen && a == netip.IPv4Unspecified() && strings.Contains(nf.addr, ":") {
 		a = netip.IPv6Unspecified() // listen on the stack's family
 	}
@@ -66,6 +69,11 @@ func (c *cli) nc(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return failf(stderr, "nc", 2, "%v", err)
 	}
 	defer sa.Close()
+	if a.Zone() != "" {
+		if err := sa.waitLinkLocal(); err != nil {
+			return failf(stderr, "nc", 2, "link-local address %v", err)
+		}
+	}
 	if !*udp {
 		return ncTCP(ctx, sa, ap, *listen, timeout, stdin, stdout, stderr)
 	}

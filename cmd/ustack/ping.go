@@ -24,6 +24,13 @@ type pingConfig struct {
 	size     int           // data bytes per request
 	wait     time.Duration // how long to wait for replies after the last request
 	ttl      int           // 0: the stack's default
+	zone     string        // shown as the zone of link-local senders
+}
+
+// zoneOf returns the zone of an address as typed ("fe80::1%veth0").
+func zoneOf(host string) string {
+	_, z, _ := strings.Cut(host, "%")
+	return z
 }
 
 // pingStats is the outcome of a ping run.
@@ -56,7 +63,13 @@ func (c *cli) ping(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err != nil || dst.Is4In6() {
 		return failf(stderr, "ping", 2, "%s: not an IP address (ustack does not resolve names)", host)
 	}
-	cfg := pingConfig{count: *count, size: *size, ttl: *ttl}
+	if dst, err = nf.scoped(dst); err != nil {
+		return failf(stderr, "ping", 2, "%v", err)
+	}
+	cfg := pingConfig{count: *count, size: *size, ttl: *ttl, zone: dst.Zone()}
+	if z := zoneOf(host); z != "" {
+		cfg.zone = z // replies show the zone as given
+	}
 	if cfg.interval, err = parseSeconds(*interval); err != nil {
 		return failf(stderr, "ping", 2, "-i: %v", err)
 	}
@@ -76,11 +89,16 @@ func (c *cli) ping(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		return failf(stderr, "ping", 2, "%v", err)
 	}
 	defer sa.Close()
+	if dst.Zone() != "" {
+		if err := sa.waitLinkLocal(); err != nil {
+			return failf(stderr, "ping", 2, "link-local address %v", err)
+		}
+	}
 	hdrs := wire.ICMPv4HeaderLen + wire.IPv4MinHeaderLen
 	if dst.Is6() {
 		hdrs = wire.ICMPv6HeaderLen + wire.IPv6HeaderLen
 	}
-	fmt.Fprintf(stdout, "PING %s (%s) %d(%d) bytes of data.\n", host, dst, cfg.size, cfg.size+hdrs)
+	fmt.Fprintf(stdout, "PING %s (%s) %d(%d) bytes of data.\n", host, dst.WithZone(cfg.zone), cfg.size, cfg.size+hdrs)
 	st, err := runPing(ctx, sa.st, dst, cfg, stdout)
 	if err != nil {
 		return failf(stderr, "ping", 2, "%v", err)
@@ -195,6 +213,9 @@ func runPing(ctx context.Context, s *stack.Stack, dst netip.Addr, cfg pingConfig
 				continue // a reply to an earlier run's request
 			}
 			rtt := now.Sub(at)
+			if from.Zone() != "" && cfg.zone != "" {
+				from = from.WithZone(cfg.zone)
+			}
 			line := fmt.Sprintf("%d bytes from %s: icmp_seq=%d ttl=%d time=%s ms", n, from, seq, ttl, rttText(rtt))
 			if seen[seq] {
 				st.dups++

@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"ustack/network/route"
 	"ustack/stack"
+	"ustack/wire"
 )
 
 // netFlags are the flags of tools that bring up a stack of their own.
@@ -81,10 +83,41 @@ func (c *cli) bringUp(nf *netFlags) (*standalone, error) {
 		// address can be used.
 		if err := waitAssigned(st, addr.Addr(), 5*time.Second); err != nil {
 			st.Close()
-			return nil, err
+			return nil, fmt.Errorf("--addr %w", err)
 		}
 	}
 	return &standalone{st: st, addr: addr}, nil
+}
+
+// scoped gives a link-local IPv6 destination the zone of the stack's one
+// interface, eth0 (RFC 4007 §11: a link-local address means nothing
+// without its link). The zone may be left out, or name eth0 or the host
+// device of --link ("fe80::1%veth0" for --link afpacket:veth0). Other
+// addresses must not have a zone.
+func (nf *netFlags) scoped(a netip.Addr) (netip.Addr, error) {
+	if !a.Is6() || !a.IsLinkLocalUnicast() {
+		if a.Zone() != "" {
+			return a, fmt.Errorf("%s: only link-local addresses take a zone", a)
+		}
+		return a, nil
+	}
+	_, dev, _ := strings.Cut(nf.link, ":")
+	switch a.Zone() {
+	case "", "eth0", dev:
+		return a.WithZone("eth0"), nil
+	}
+	return a, fmt.Errorf("%s: zone %q is not the link's device (%s)", a, a.Zone(), dev)
+}
+
+// waitLinkLocal waits until the stack's link-local address on eth0 has
+// passed duplicate address detection, so that it is the source of
+// packets to link-local destinations (RFC 6724 §5 rule 2).
+func (s *standalone) waitLinkLocal() error {
+	mac := s.st.Interface("eth0").HardwareAddr()
+	if mac.IsZero() {
+		return errors.New("the link has no MAC, so no link-local address")
+	}
+	return waitAssigned(s.st, wire.LinkLocalFromMAC(mac), 5*time.Second)
 }
 
 // waitAssigned waits until eth0 has a: an IPv6 address is assigned once
@@ -101,11 +134,11 @@ func waitAssigned(st *stack.Stack, a netip.Addr, timeout time.Duration) error {
 		}
 		for _, ai := range st.NDP().Addresses(st.Interface("eth0").Index()) {
 			if ai.Prefix.Addr() == a && ai.Duplicate {
-				return fmt.Errorf("--addr %s: duplicate address detected on the link", a)
+				return fmt.Errorf("%s: duplicate address detected on the link", a)
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("--addr %s: not assigned after %v", a, timeout)
+			return fmt.Errorf("%s: not assigned after %v", a, timeout)
 		}
 		<-tick.C
 	}

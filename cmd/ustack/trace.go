@@ -13,14 +13,18 @@ import (
 
 // tracer is a link decorator for the demo: it records the TCP segments
 // that cross the link it wraps, in both directions, while a port is being
-// watched, so the demo can show a handshake as tcpdump would. It copies
-// the headers and leaves the packets untouched.
+// watched, and the ICMPv6 echo and neighbour discovery messages while
+// those are watched, so the demo can show a handshake or a neighbour
+// solicitation as tcpdump would. It copies the headers and leaves the
+// packets untouched.
 type tracer struct {
 	link.Endpoint
 
-	mu   sync.Mutex
-	port uint16 // watch segments to or from this port; 0: none
-	segs []segmentTrace
+	mu    sync.Mutex
+	port  uint16 // watch segments to or from this port; 0: none
+	segs  []segmentTrace
+	icmp6 bool     // watch ICMPv6 echo and ND messages
+	msgs  []string // the ICMPv6 messages seen, as tcpdump prints them
 }
 
 // segmentTrace is what the tracer keeps of one segment.
@@ -48,6 +52,22 @@ func (t *tracer) stop() []segmentTrace {
 	defer t.mu.Unlock()
 	t.port = 0
 	return t.segs
+}
+
+// watchICMPv6 starts recording ICMPv6 echo and ND messages, forgetting
+// earlier ones.
+func (t *tracer) watchICMPv6() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.icmp6, t.msgs = true, nil
+}
+
+// stopICMPv6 stops recording ICMPv6 and returns the messages seen.
+func (t *tracer) stopICMPv6() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.icmp6 = false
+	return t.msgs
 }
 
 // WriteBatch records the outgoing segments and passes the batch on; it
@@ -81,38 +101,113 @@ func (t *tracer) LinkStats() *link.Stats {
 	return &link.Stats{}
 }
 
-// record keeps p if it is a TCP segment of the watched port. The frame is
-// Ethernet over IPv4; anything else is ignored.
+// record keeps p if it is a TCP segment of the watched port, or an
+// ICMPv6 message while those are watched. The frame is Ethernet over
+// IPv4 or IPv6 (without extension headers); anything else is ignored.
 func (t *tracer) record(p *buf.Packet) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.port == 0 {
+	if t.port == 0 && !t.icmp6 {
 		return
 	}
-	var b [wire.EthernetHeaderLen + 60 + 60]byte
+	var b [wire.EthernetHeaderLen + 60 + 128]byte
 	f := b[:p.CopyTo(b[:])]
-	if len(f) < wire.EthernetHeaderLen+wire.IPv4MinHeaderLen || wire.Ethernet(f).Type() != wire.EtherTypeIPv4 {
+	if len(f) < wire.EthernetHeaderLen {
 		return
 	}
-	ip := wire.IPv4(f[wire.EthernetHeaderLen:])
-	if ip.Version() != 4 || ip.Protocol() != wire.IPProtoTCP || ip.IsFragment() || len(ip) < ip.HeaderLen()+wire.TCPMinHeaderLen {
+	var (
+		src, dst netip.Addr
+		next     wire.IPProtocol
+		payload  []byte // what follows the IP header, as far as copied
+		plen     int    // its length in the packet
+	)
+	switch l3 := f[wire.EthernetHeaderLen:]; wire.Ethernet(f).Type() {
+	case wire.EtherTypeIPv4:
+		ip := wire.IPv4(l3)
+		if len(ip) < wire.IPv4MinHeaderLen || ip.Version() != 4 || ip.IsFragment() || len(ip) < ip.HeaderLen() {
+			return
+		}
+		src, dst, next = ip.Src(), ip.Dst(), ip.Protocol()
+		payload, plen = ip[ip.HeaderLen():], ip.TotalLen()-ip.HeaderLen()
+	case wire.EtherTypeIPv6:
+		ip := wire.IPv6(l3)
+		if len(ip) < wire.IPv6HeaderLen || ip.Version() != 6 {
+			return
+		}
+		src, dst, next = ip.Src(), ip.Dst(), ip.NextHeader()
+		payload, plen = ip[wire.IPv6HeaderLen:], ip.PayloadLen()
+	default:
 		return
 	}
-	tcp := wire.TCP(ip[ip.HeaderLen():])
-	if tcp.SrcPort() != t.port && tcp.DstPort() != t.port || len(tcp) < tcp.HeaderLen() {
+	switch {
+	case next == wire.IPProtoTCP && t.port != 0:
+		t.recordTCP(src, dst, wire.TCP(payload), plen)
+	case next == wire.IPProtoICMPv6 && t.icmp6:
+		if line := icmp6Line(src, dst, wire.ICMPv6(payload), plen); line != "" {
+			t.msgs = append(t.msgs, line)
+		}
+	}
+}
+
+// recordTCP keeps a segment of the watched port. Called with t.mu held.
+func (t *tracer) recordTCP(src, dst netip.Addr, tcp wire.TCP, plen int) {
+	if len(tcp) < wire.TCPMinHeaderLen || len(tcp) < tcp.HeaderLen() || tcp.SrcPort() != t.port && tcp.DstPort() != t.port {
 		return
 	}
 	opts, _ := tcp.ParseOptions()
 	t.segs = append(t.segs, segmentTrace{
-		src:    netip.AddrPortFrom(ip.Src(), tcp.SrcPort()),
-		dst:    netip.AddrPortFrom(ip.Dst(), tcp.DstPort()),
+		src:    netip.AddrPortFrom(src, tcp.SrcPort()),
+		dst:    netip.AddrPortFrom(dst, tcp.DstPort()),
 		flags:  tcp.Flags(),
 		seq:    tcp.Seq(),
 		ack:    tcp.Ack(),
 		win:    tcp.Window(),
 		opts:   opts,
-		length: ip.TotalLen() - ip.HeaderLen() - tcp.HeaderLen(),
+		length: plen - tcp.HeaderLen(),
 	})
+}
+
+// icmp6Line describes an ICMPv6 echo or ND message as tcpdump does
+// (without the echo identifier, which differs from run to run, and with
+// a router advertisement's prefixes), or returns "" for other messages.
+func icmp6Line(src, dst netip.Addr, m wire.ICMPv6, plen int) string {
+	if len(m) < wire.ICMPv6HeaderLen {
+		return ""
+	}
+	var what string
+	switch m.Type() {
+	case wire.ICMPv6EchoRequest:
+		what = fmt.Sprintf("echo request, seq %d", m.Seq())
+	case wire.ICMPv6EchoReply:
+		what = fmt.Sprintf("echo reply, seq %d", m.Seq())
+	case wire.ICMPv6RouterSolicit:
+		what = "router solicitation"
+	case wire.ICMPv6RouterAdvert:
+		what = "router advertisement"
+		if ra, err := wire.ParseNDPRouterAdvert(m.Body()); err == nil {
+			it := wire.NewNDPOptIter(ra.Options())
+			for o, ok := it.Next(); ok; o, ok = it.Next() {
+				if pi, ok := o.PrefixInfo(); ok {
+					what += ", prefix " + pi.Prefix.String()
+				}
+			}
+		}
+	case wire.ICMPv6NeighborSolicit:
+		ns, err := wire.ParseNDPNeighborSolicit(m.Body())
+		if err != nil {
+			return ""
+		}
+		what = "neighbor solicitation, who has " + ns.Target().String()
+	case wire.ICMPv6NeighborAdvert:
+		na, err := wire.ParseNDPNeighborAdvert(m.Body())
+		if err != nil {
+			return ""
+		}
+		what = "neighbor advertisement, tgt is " + na.Target().String()
+	default:
+		return ""
+	}
+	return fmt.Sprintf("%s > %s: ICMP6, %s, length %d", src, dst, what, plen)
 }
 
 // formatTrace writes segments as tcpdump does, with sequence numbers
