@@ -164,6 +164,7 @@ func New(headroom, size int) *Packet {
 func FromBytes(b []byte) *Packet {
 	p := New(DefaultHeadroom, len(b))
 	copy(p.views[0].bytes(), b)
+	countCopy(len(b))
 	return p
 }
 
@@ -236,6 +237,7 @@ func (p *Packet) Pullup(n int) []byte {
 		return p.views[0].bytes()[:n]
 	}
 	// Gather the first n bytes into a new chunk with headroom kept.
+	countCopy(n)
 	c := getChunk(DefaultHeadroom + n)
 	dst := c.data[DefaultHeadroom : DefaultHeadroom+n]
 	copied, i := 0, 0
@@ -321,7 +323,10 @@ func (p *Packet) Append(n int) []byte {
 }
 
 // AppendBytes copies b to the end of the packet.
-func (p *Packet) AppendBytes(b []byte) { copy(p.Append(len(b)), b) }
+func (p *Packet) AppendBytes(b []byte) {
+	copy(p.Append(len(b)), b)
+	countCopy(len(b))
+}
 
 // TrimFront removes n bytes from the front. The bytes stay in storage, so
 // header slices taken before remain valid.
@@ -471,6 +476,7 @@ func (p *Packet) CopyTo(b []byte) int {
 		}
 		n += copy(b[n:], p.views[i].bytes())
 	}
+	countCopy(n)
 	return n
 }
 
@@ -492,9 +498,11 @@ func (p *Packet) ReadAt(b []byte, off int64) (int, error) {
 		n += copy(b[n:], vb[off:])
 		off = 0
 		if n == len(b) {
+			countCopy(n)
 			return n, nil
 		}
 	}
+	countCopy(n)
 	return n, io.EOF
 }
 

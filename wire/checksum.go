@@ -2,37 +2,54 @@ package wire
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 )
 
 // Checksum returns the ones'-complement sum of b folded to 16 bits, added to
 // initial (RFC 1071 §4). It is not complemented: the checksum field holds
 // ^Checksum(...). An odd final byte is padded with zero.
+//
+// It sums 64-bit words with an end-around carry (RFC 1071 §2(C): the sum
+// may be computed in a wider ones'-complement accumulator and folded at
+// the end), loaded in little-endian order, and swaps the folded result
+// once: the sum is byte-order independent (RFC 1071 §2(B)), so no word
+// needs swapping on its own.
 func Checksum(b []byte, initial uint16) uint16 {
-	sum := uint64(initial)
-	for len(b) >= 32 {
-		sum += uint64(binary.BigEndian.Uint32(b[0:]))
-		sum += uint64(binary.BigEndian.Uint32(b[4:]))
-		sum += uint64(binary.BigEndian.Uint32(b[8:]))
-		sum += uint64(binary.BigEndian.Uint32(b[12:]))
-		sum += uint64(binary.BigEndian.Uint32(b[16:]))
-		sum += uint64(binary.BigEndian.Uint32(b[20:]))
-		sum += uint64(binary.BigEndian.Uint32(b[24:]))
-		sum += uint64(binary.BigEndian.Uint32(b[28:]))
-		b = b[32:]
+	var s, c uint64
+	for len(b) >= 64 {
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[0:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[8:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[16:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[24:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[32:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[40:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[48:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[56:]), c)
+		b = b[64:]
 	}
-	for len(b) >= 4 {
-		sum += uint64(binary.BigEndian.Uint32(b))
+	for len(b) >= 8 {
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), c)
+		b = b[8:]
+	}
+	// The tail, under 8 bytes, fits a word of its own (< 2^34).
+	var t uint64
+	if len(b) >= 4 {
+		t += uint64(binary.LittleEndian.Uint32(b))
 		b = b[4:]
 	}
 	if len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
+		t += uint64(binary.LittleEndian.Uint16(b))
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
+		t += uint64(b[0]) // the low byte of a little-endian word
 	}
-	return fold(sum)
+	s, c = bits.Add64(s, t, c)
+	s, c = bits.Add64(s, 0, c)
+	s += c // cannot carry again: s is 0 if the last add carried
+	folded := fold((s >> 32) + (s & 0xffffffff))
+	return fold(uint64(bits.ReverseBytes16(folded)) + uint64(initial))
 }
 
 // ChecksumCombine adds two partial sums (ones'-complement addition).

@@ -16,8 +16,10 @@ import (
 func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
 	p.counters.InPackets.Inc()
 	p.counters.InBytes.Add(uint64(pkt.Len()))
-	b := pkt.Pullup(min(pkt.Len(), wire.IPv4MaxHeaderLen))
-	if b == nil || len(b) < wire.IPv4MinHeaderLen {
+	// Only the header is made contiguous: pulling up more would copy
+	// payload bytes that are often in a view of their own.
+	b := pkt.Pullup(wire.IPv4MinHeaderLen)
+	if b == nil {
 		p.drop(pkt, proto.DropTruncated)
 		return
 	}
@@ -26,10 +28,14 @@ func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
 		return
 	}
 	hl := int(b[0]&0xf) * 4
-	if hl < wire.IPv4MinHeaderLen || hl > len(b) {
+	if hl < wire.IPv4MinHeaderLen || hl > pkt.Len() {
 		p.drop(pkt, proto.DropBadHeaderLen)
 		return
 	}
+	if hl > len(b) {
+		b = pkt.Pullup(hl)
+	}
+	b = b[:hl]
 	h := wire.IPv4(b)
 	tl := h.TotalLen()
 	if tl < hl || tl > pkt.Len() {

@@ -80,7 +80,14 @@ func problem(r proto.DropReason, code uint8, ptr int, c *stats.Counter) walkResu
 // acts on them. It takes ownership of pkt, whose front is the IPv6 header
 // (as received, or rebuilt by reassembly when reassembled is set).
 func (p *Protocol) receive(ifc proto.Interface, pkt *buf.Packet, mcast, reassembled bool) {
+	// Walk what is contiguous already when it holds the fixed header:
+	// walk asks for more only when the chain goes on past it, so the
+	// common packet (no extension headers, payload in views of its own)
+	// is not copied.
 	n := min(pkt.Len(), chainPullup)
+	if v := len(pkt.View(0)); v >= wire.IPv6HeaderLen && v < n {
+		n = v
+	}
 	for {
 		b := pkt.Pullup(n)
 		res := p.walk(b, pkt.Len(), mcast, reassembled)

@@ -161,6 +161,7 @@ type Conn struct {
 	rtt   rttState
 	cc    cc.Controller
 	ccs   cc.State
+	ccAck cc.Ack // the argument of cc.OnAck, kept here so it does not escape
 	rec   recoveryState
 	rack  rackState
 	rate  rateState
@@ -178,6 +179,12 @@ type Conn struct {
 	probes       int // zero-window probes unanswered (any ACK answers)
 	persistShift int // persist interval doublings (until the window opens)
 	stallStart   time.Time
+
+	// nowCache is the time of the operation in progress (input, a timer,
+	// Write), set at its start so that the engine reads the clock once
+	// per operation rather than several times per segment; zero
+	// outside one. See now.
+	nowCache time.Time
 
 	// Output waiting for unlock.
 	outq     []*buf.Packet
@@ -219,6 +226,16 @@ func allocConn(p *Protocol, id connID, r proto.Route, o Options) *Conn {
 	now := p.clk.Now()
 	c.lastRecv, c.lastAckRecv = now, now
 	return c
+}
+
+// now is the current time for the engine: the time of the operation in
+// progress when one set it (segment arrival, timer expiry, Write), else
+// the clock's. Called with mu held.
+func (c *Conn) now() time.Time {
+	if !c.nowCache.IsZero() {
+		return c.nowCache
+	}
+	return c.p.clk.Now()
 }
 
 // routeMSS is the largest MSS the path allows (RFC 6691: the MTU less the
@@ -576,7 +593,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	n := min(len(b), space)
 	c.sendq.write(b[:n])
+	c.nowCache = c.p.clk.Now()
 	c.output()
+	c.nowCache = time.Time{}
 	return n, nil
 }
 

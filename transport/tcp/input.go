@@ -25,8 +25,12 @@ import (
 // It takes ownership of seg.pkt. It runs on a link's reader goroutine.
 func (c *Conn) deliver(seg *segment) {
 	c.mu.Lock()
+	// Read under the mutex: times (and the timestamps made from them)
+	// never go backwards from one holder of the mutex to the next.
+	c.nowCache = c.p.clk.Now()
 	c.input(seg)
 	c.finishInput()
+	c.nowCache = time.Time{}
 	c.unlock()
 }
 
@@ -36,6 +40,7 @@ func (c *Conn) deliver(seg *segment) {
 // once, at the end. It takes ownership of every seg.pkt.
 func (c *Conn) deliverBatch(segs []*segment) {
 	c.mu.Lock()
+	c.nowCache = c.p.clk.Now()
 	c.batching = true
 	for i := 0; i < len(segs); i++ {
 		seg := segs[i]
@@ -46,6 +51,7 @@ func (c *Conn) deliverBatch(segs []*segment) {
 	}
 	c.batching = false
 	c.finishInput()
+	c.nowCache = time.Time{}
 	c.unlock()
 }
 
@@ -80,7 +86,7 @@ func (c *Conn) coalesce(seg, next *segment) bool {
 // payload unless it queued it.
 func (c *Conn) input(seg *segment) {
 	defer seg.release()
-	now := c.p.clk.Now()
+	now := c.now()
 	c.stats.segsIn++
 	c.lastRecv = now
 	c.keepProbes = 0

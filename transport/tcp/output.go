@@ -108,7 +108,7 @@ func (c *Conn) outputForce(force bool) {
 	if !c.dataState() {
 		return
 	}
-	now := c.p.clk.Now()
+	now := c.now()
 	c.cwndLimited = false
 	for {
 		if c.paceBlocked(now) {
@@ -381,7 +381,7 @@ func (c *Conn) sendAck() {
 	if !c.st.synchronized() {
 		return
 	}
-	c.emit(c.sndNxt, wire.TCPFlagACK, nil, 0, c.p.clk.Now())
+	c.emit(c.sndNxt, wire.TCPFlagACK, nil, 0, c.now())
 }
 
 // sendProbe sends a keep-alive or zero-window probe: an ACK with an old
@@ -413,7 +413,7 @@ func (c *Conn) sendRSTAck(seq, ack seqnum.Value) {
 // window scale (RFC 7323 §2), SACK-permitted (RFC 2018), timestamps (RFC
 // 7323 §3). Its window is never scaled (RFC 7323 §2.2).
 func (c *Conn) sendSYN() {
-	now := c.p.clk.Now()
+	now := c.now()
 	f := wire.TCPFields{SrcPort: c.tid.local.Port(), DstPort: c.tid.remote.Port(),
 		Seq: uint32(c.iss), Flags: wire.TCPFlagSYN, Window: uint16(min(c.rcvBuf, 65535))}
 	o := &f.Options

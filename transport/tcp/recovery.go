@@ -228,9 +228,13 @@ func (c *Conn) ackReceived(seg *segment, now time.Time, wndChanged bool) {
 	// leave it (they allow limited transmit through pipe instead).
 	if ev.delivered > 0 && (ev.advanced || c.rec.state == caRecovery) && !ev.cwndSet {
 		c.ccs.InFlight = c.pipe()
-		c.cc.OnAck(&c.ccs, &cc.Ack{Now: now, Acked: ev.delivered, RTT: c.rtt.latestIf(!ev.rttFrom.IsZero()),
+		// The Ack lives in the connection: a pointer passed through the
+		// Controller interface escapes, and one on the stack would be a
+		// heap allocation per ACK.
+		c.ccAck = cc.Ack{Now: now, Acked: ev.delivered, RTT: c.rtt.latestIf(!ev.rttFrom.IsZero()),
 			InRecovery: c.rec.state == caRecovery,
-			AppLimited: !c.cwndLimited && ev.priorInFlight < c.ccs.CWnd/2, Rate: rs})
+			AppLimited: !c.cwndLimited && ev.priorInFlight < c.ccs.CWnd/2, Rate: rs}
+		c.cc.OnAck(&c.ccs, &c.ccAck)
 	}
 
 	// Timers (RFC 6298 §5.2, §5.3).

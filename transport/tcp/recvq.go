@@ -15,8 +15,9 @@ import (
 // kept sorted and without overlap, from which the SACK blocks are made
 // (RFC 2018 §4).
 type recvQueue struct {
-	q []*buf.Packet // in-order payloads; the first may be partly read
-	n int           // bytes in q
+	q    []*buf.Packet // in-order payloads from q[head] on; the first may be partly read
+	head int           // q[:head] is consumed (nil); push reuses the room
+	n    int           // bytes in q
 
 	ooo      []oooSeg // beyond rcv.nxt, sorted, disjoint
 	oooBytes int
@@ -40,7 +41,15 @@ type seqRange struct {
 func (r seqRange) len() int { return int(r.start.Size(r.end)) }
 
 // push appends in-order data. It takes ownership of pkt.
+// The queue's slice is reused in place (consumed entries are compacted
+// away rather than sliced off), so steady-state pushes do not allocate.
 func (r *recvQueue) push(pkt *buf.Packet) {
+	if len(r.q) == cap(r.q) && r.head > 0 {
+		k := copy(r.q, r.q[r.head:])
+		clear(r.q[k:])
+		r.q = r.q[:k]
+		r.head = 0
+	}
 	r.q = append(r.q, pkt)
 	r.n += pkt.Len()
 }
@@ -48,20 +57,20 @@ func (r *recvQueue) push(pkt *buf.Packet) {
 // read copies up to len(b) bytes into b, releasing what is consumed.
 func (r *recvQueue) read(b []byte) int {
 	n := 0
-	for n < len(b) && len(r.q) > 0 {
-		p := r.q[0]
+	for n < len(b) && r.head < len(r.q) {
+		p := r.q[r.head]
 		k := p.CopyTo(b[n:])
 		n += k
 		if k == p.Len() {
 			p.Release()
-			r.q[0] = nil
-			r.q = r.q[1:]
+			r.q[r.head] = nil
+			r.head++
 		} else {
 			p.TrimFront(k)
 		}
 	}
-	if len(r.q) == 0 {
-		r.q = r.q[:0]
+	if r.head == len(r.q) {
+		r.q, r.head = r.q[:0], 0
 	}
 	r.n -= n
 	return n
@@ -213,11 +222,11 @@ func (r *recvQueue) highest() (seqnum.Value, bool) {
 
 // release frees everything held.
 func (r *recvQueue) release() {
-	for i, p := range r.q {
+	for i, p := range r.q[r.head:] {
 		p.Release()
-		r.q[i] = nil
+		r.q[r.head+i] = nil
 	}
-	r.q = r.q[:0]
+	r.q, r.head = r.q[:0], 0
 	r.n = 0
 	for i := range r.ooo {
 		r.ooo[i].pkt.Release()
@@ -241,7 +250,7 @@ type drsState struct {
 // update when the window opened enough to matter (RFC 9293 §3.8.6.2.2;
 // at once if it had been closed or below half the buffer).
 func (c *Conn) afterRead(n int) {
-	now := c.p.clk.Now()
+	now := c.now()
 	c.autotune(n, now)
 	switch c.st {
 	case StateEstablished, StateFinWait1, StateFinWait2:

@@ -32,7 +32,7 @@ func (r *rttState) sample(c *Conn, m time.Duration) {
 	if m <= 0 {
 		m = time.Microsecond
 	}
-	now := c.p.clk.Now()
+	now := c.now()
 	r.latest = m
 	if !r.seeded {
 		r.srtt = m

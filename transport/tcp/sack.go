@@ -37,10 +37,18 @@ type txSeg struct {
 func (s *txSeg) has(f segFlags) bool { return s.flags&f != 0 }
 
 // scoreboard is the list of segments in flight and its counters.
+//
+// segs is a window onto the array store: acknowledging moves its front
+// (no copying per ACK, which with thousands of segments in flight would
+// cost more than the rest of the ACK), and add reuses the room freed at
+// the front by moving the window down once it reaches the end of the
+// array while at most half full (amortized O(1) per segment, and no
+// allocation in steady state).
 type scoreboard struct {
 	segs                  []txSeg
-	sacked, lost, retrans int // bytes with the marks (lost, retrans: not SACKed)
-	lostPending           int // bytes lost and not retransmitted since
+	store                 []txSeg // segs's array, whole (len == cap)
+	sacked, lost, retrans int     // bytes with the marks (lost, retrans: not SACKed)
+	lostPending           int     // bytes lost and not retransmitted since
 	sackedSegs            int
 	hint                  seqnum.Value // no lost, unretransmitted segment starts before it
 	highSacked            seqnum.Value // end of the highest SACKed segment
@@ -81,8 +89,29 @@ func (sb *scoreboard) add(s txSeg) {
 	if len(sb.segs) == 0 {
 		sb.hint = s.start
 	}
+	sb.room()
 	sb.segs = append(sb.segs, s)
 	sb.account(&sb.segs[len(sb.segs)-1], 1)
+}
+
+// room makes room for one more record after segs, within store: by
+// moving the window to the front of store when at most half of it is in
+// use, else by growing store.
+func (sb *scoreboard) room() {
+	n := len(sb.segs)
+	if n < cap(sb.segs) {
+		return
+	}
+	if n > 0 && n <= len(sb.store)/2 {
+		copy(sb.store, sb.segs)
+		clear(sb.store[n:])
+		sb.segs = sb.store[:n]
+		return
+	}
+	store := make([]txSeg, max(2*len(sb.store), 2))
+	copy(store, sb.segs)
+	sb.store = store
+	sb.segs = store[:n]
 }
 
 func (sb *scoreboard) empty() bool { return len(sb.segs) == 0 }
@@ -99,6 +128,7 @@ func (sb *scoreboard) split(i int, at seqnum.Value) {
 	second := s
 	second.start = at
 	sb.segs[i].end = at
+	sb.room()
 	sb.segs = slices.Insert(sb.segs, i+1, second)
 }
 
@@ -119,9 +149,11 @@ func (sb *scoreboard) ackTo(ack seqnum.Value, f func(s *txSeg)) {
 		sb.account(s, -1)
 	}
 	if k > 0 {
-		n := copy(sb.segs, sb.segs[k:])
-		clear(sb.segs[n:])
-		sb.segs = sb.segs[:n]
+		clear(sb.segs[:k]) // the records hold pointers (time.Location)
+		sb.segs = sb.segs[k:]
+		if len(sb.segs) == 0 {
+			sb.segs = sb.store[:0]
+		}
 	}
 	if sb.hint.LessThan(ack) {
 		sb.hint = ack
@@ -159,7 +191,7 @@ func (sb *scoreboard) end() seqnum.Value {
 // reset drops every record.
 func (sb *scoreboard) reset() {
 	clear(sb.segs)
-	sb.segs = sb.segs[:0]
+	sb.segs = sb.store[:0]
 	sb.sacked, sb.lost, sb.retrans, sb.sackedSegs, sb.lostPending = 0, 0, 0, 0, 0
 	sb.hasSacked = false
 }

@@ -37,7 +37,8 @@ type segment struct {
 	pkt *buf.Packet
 	// payloadLen is pkt.Len() (0 when pkt is nil).
 	payloadLen int
-	// arrived is when the segment came in (clock time).
+	// arrived is when the segment came in (clock time), set when it is
+	// handed to a listener (a connection reads the clock itself).
 	arrived time.Time
 	// ttl and tos from the IP header; ifIndex of the interface.
 	ttl, tos uint8

@@ -11,6 +11,16 @@ import (
 // TrimFront and Truncate, then Concat), so sending and retransmitting copy
 // nothing. A chunk's bytes past what was written may still be written
 // while earlier bytes are in flight: no packet's views cover them.
+//
+// Copies of a payload byte between Write here and Read on a peer in the
+// same process (two stacks over a pipe): 2. Write copies it into a chunk
+// (1); slice, the TCP/IP/Ethernet headers (prepended in a chunk of their
+// own, since the payload's chunk is shared), the link, the peer's input
+// (which pulls up only headers) and its receive queue (which holds the
+// packet as it came) share views; Read copies it out (2). The software
+// checksum, when there is no offload, reads the bytes once more without
+// copying them. stack's TestTCPPayloadCopies checks the count with buf's
+// copy accounting.
 type sendQueue struct {
 	chunks []sqChunk
 	head   seqnum.Value // sequence number of the first byte held

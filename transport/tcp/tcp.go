@@ -465,7 +465,7 @@ func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Ve
 		},
 		seq: seqnum.Value(t.Seq()), ack: seqnum.Value(t.Ack()),
 		flags: flags, wnd: t.Window(), urg: t.Urgent(), opts: opts,
-		arrived: p.clk.Now(), ttl: info.TTL, tos: info.TOS, ifIndex: info.IfIndex,
+		ttl: info.TTL, tos: info.TOS, ifIndex: info.IfIndex,
 	}
 	if flags&wire.TCPFlagRST != 0 {
 		p.stats.InRsts.Inc()
@@ -542,6 +542,9 @@ func (p *Protocol) input(seg *segment) {
 // has removed that connection.
 func (p *Protocol) toListener(seg *segment) {
 	if l := p.listener(seg.id.local); l != nil {
+		if seg.arrived.IsZero() {
+			seg.arrived = p.clk.Now()
+		}
 		l.input(seg)
 		return
 	}

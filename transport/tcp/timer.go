@@ -8,11 +8,19 @@ import (
 	"ustack/internal/seqnum"
 )
 
-// Timers. Each is a clock.AfterFunc made on first use and re-armed with
-// Reset; the deadline kept beside it under the connection's mutex is the
-// truth, so a callback that lost a race with a re-arm or a stop sees a
-// deadline in the future (or none) and does nothing. No goroutine of our
+// Timers. Each is a clock.AfterFunc made on first use; the deadline kept
+// beside it under the connection's mutex is the truth, so a callback that
+// lost a race with a re-arm or a stop sees a deadline in the future (or
+// none) and does nothing, or re-arms for the deadline. No goroutine of our
 // own: callbacks run on the clock's.
+//
+// Re-arming is lazy, because the data path moves deadlines on nearly every
+// segment (the retransmission timer on each ACK, the TLP timer on each
+// send, the delayed ACK on and off): arm touches the clock's timer only
+// when the new deadline is earlier than the one it is already set for,
+// and disarm only forgets the deadline. A timer that goes off early finds
+// a later deadline (or none) and re-arms (or does nothing): at most one
+// early expiry per timeout instead of a Reset or Stop per segment.
 //
 //	tRexmt  retransmission (RFC 6298), SYN retransmission, or the persist
 //	        timer (zero-window probes, RFC 9293 §3.8.6.1) when tim.persist
@@ -43,16 +51,27 @@ const (
 )
 
 type timers struct {
-	t       [numTimers]clock.Timer
-	when    [numTimers]time.Time // zero: not armed
-	persist bool                 // tRexmt is the persist timer
+	t    [numTimers]clock.Timer
+	when [numTimers]time.Time // the deadline; zero: not armed
+	// set is when the clock's timer is due to go off, as time since the
+	// protocol's epoch (0: it is not pending, as far as we know); 8
+	// bytes rather than a time.Time's 24, per timer and connection. It
+	// may be earlier than when, or pending with when zero: see the lazy
+	// re-arming above.
+	set     [numTimers]time.Duration
+	persist bool // tRexmt is the persist timer
 	slow    slowKind
 }
 
 // arm (re)starts timer k to fire after d.
 func (c *Conn) arm(k timerKind, d time.Duration) {
-	now := c.p.clk.Now()
-	c.tim.when[k] = now.Add(d)
+	w := c.now().Add(d)
+	c.tim.when[k] = w
+	at := max(w.Sub(c.p.epoch), 1)
+	if s := c.tim.set[k]; s != 0 && at >= s {
+		return // goes off by then; fire re-arms for w
+	}
+	c.tim.set[k] = at
 	if c.tim.t[k] == nil {
 		c.tim.t[k] = c.p.clk.AfterFunc(d, func() { c.fire(k) })
 		return
@@ -60,24 +79,27 @@ func (c *Conn) arm(k timerKind, d time.Duration) {
 	c.tim.t[k].Reset(d)
 }
 
-// disarm stops timer k.
+// disarm stops timer k. The clock's timer is left pending (lazy): when it
+// goes off it finds no deadline.
 func (c *Conn) disarm(k timerKind) {
 	if c.tim.when[k].IsZero() {
 		return
 	}
 	c.tim.when[k] = time.Time{}
-	c.tim.t[k].Stop()
 	if k == tRexmt {
 		c.tim.persist = false
 	}
 }
 
+// stopAll stops every timer for good (the connection ends or enters
+// TIME-WAIT).
 func (t *timers) stopAll() {
 	for k := range t.t {
 		if t.t[k] != nil {
 			t.t[k].Stop()
 		}
 		t.when[k] = time.Time{}
+		t.set[k] = 0
 	}
 	t.persist = false
 	t.slow = 0
@@ -87,16 +109,21 @@ func (t *timers) stopAll() {
 func (c *Conn) fire(k timerKind) {
 	c.mu.Lock()
 	defer c.unlock()
+	c.tim.set[k] = 0 // this expiry is the one that was pending
 	w := c.tim.when[k]
 	if w.IsZero() {
 		return
 	}
 	now := c.p.clk.Now()
 	if now.Before(w) {
-		c.tim.t[k].Reset(w.Sub(now)) // re-armed later than this call
+		// Re-armed later than this expiry (or by a lazy arm).
+		c.tim.set[k] = max(w.Sub(c.p.epoch), 1)
+		c.tim.t[k].Reset(w.Sub(now))
 		return
 	}
 	c.tim.when[k] = time.Time{}
+	c.nowCache = now
+	defer func() { c.nowCache = time.Time{} }()
 	switch k {
 	case tRexmt:
 		if c.tim.persist {
@@ -250,7 +277,7 @@ func (c *Conn) armKeepalive() {
 		return
 	}
 	idle := c.keepIdle()
-	left := idle - c.p.clk.Now().Sub(c.lastRecv)
+	left := idle - c.now().Sub(c.lastRecv)
 	c.tim.slow = slowKeepalive
 	c.arm(tSlow, max(left, time.Millisecond))
 }
