@@ -133,7 +133,7 @@ func parsePing(out string) (sent, got int, ok bool) {
 // count echoes came back.
 func kernelPing(t testing.TB, ns *netns.NS, dst netip.Addr, count int) {
 	t.Helper()
-	out, err := ns.Exec("ping", "-n", "-c", strconv.Itoa(count), "-i", "0.01", "-W", "1", dst.String())
+	out, err := ns.Exec("ping", "-n", "-c", strconv.Itoa(count), "-i", "0.01", "-W", "1", "-w", "20", dst.String())
 	sent, got, ok := parsePing(out)
 	if !ok {
 		t.Fatalf("kernel ping %v: no summary (err %v):\n%s", dst, err, out)

@@ -92,7 +92,7 @@ func kernelPing6(t *testing.T, tp *topo6, dst netip.Addr, count int) {
 	if dst.IsLinkLocalUnicast() {
 		d = dst.WithZone(tp.kdev).String()
 	}
-	out, err := tp.k.Exec("ping", "-6", "-n", "-c", fmt.Sprint(count), "-i", "0.01", "-W", "1", d)
+	out, err := tp.k.Exec("ping", "-6", "-n", "-c", fmt.Sprint(count), "-i", "0.01", "-W", "1", "-w", "20", d)
 	sent, got, ok := parsePing(out)
 	if !ok || sent != count || got != count {
 		t.Fatalf("kernel ping -6 %s: %d sent, %d received, want %d/%d (err %v):\n%s", d, sent, got, count, count, err, out)
