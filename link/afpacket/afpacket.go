@@ -14,8 +14,9 @@
 // PACKET_OUTGOING as a fallback): the stack is another station on the
 // link, not a tap on the host's traffic.
 //
-// The reader goroutine takes up to Config.Batch frames per recvmmsg and
-// delivers them as one batch; WriteBatch sends with sendmmsg. The driver
+// The reader goroutine takes up to Config.Batch frames per recvmmsg,
+// merges their TCP segments when Config.Accept.GRO, and delivers them as
+// one batch; WriteBatch sends with sendmmsg. The driver
 // does not create, configure or bring up the interface, and does not use
 // the TPACKET rings. VLAN tags that the interface strips in hardware are
 // not put back.
@@ -28,7 +29,8 @@ package afpacket
 //
 //	interface ─▶ packet socket ─▶ readLoop: recvmmsg (≤ Batch) into RxBufs
 //	          ─▶ drop PACKET_OUTGOING, truncated ─▶ Base.Input (vnet header,
-//	             Complete/Segment) ─▶ Base.Dispatch (same goroutine)
+//	             Complete/Segment) ─▶ Base.Flush (GRO) ─▶ dispatcher
+//	             (same goroutine)
 //
 // Send path: WriteBatch (any goroutine) ─▶ sendmmsg of (vnet header, views...)
 
@@ -64,6 +66,11 @@ type Config struct {
 	// large frames it does not take are completed and segmented by the
 	// driver.
 	Accept offload.Accept
+	// NoTxOffload keeps partial checksums and large frames from the
+	// kernel: the driver cuts large frames and completes checksums in
+	// software just before sending (software GSO), so the kernel sees
+	// only plain frames while the stack still builds large segments.
+	NoTxOffload bool
 	// Batch is the most frames per recvmmsg and per sendmmsg (0:
 	// link.MaxBatch).
 	Batch int
@@ -93,13 +100,16 @@ type Endpoint struct {
 	names []unix.RawSockaddrLinklayer
 	ctl   []byte // a control buffer of auxSpace bytes per message
 	batch []*buf.Packet
+	gro   offload.Coalescer
+	merge []*buf.Packet
 	rerr  atomic.Pointer[error]
 
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
 
-	tx sync.Pool // of *txScratch
+	tx   sync.Pool       // of *txScratch
+	soft *fdlink.SoftGSO // with NoTxOffload
 }
 
 var (
@@ -187,7 +197,12 @@ func Open(name string, cfg *Config) (_ *Endpoint, err error) {
 		Accept: cfg.Accept,
 		Caps:   link.CapTxChecksum | link.CapTSO4 | link.CapTSO6 | link.CapUSO | link.CapRxChecksum,
 	}
-	if cfg.Accept.LargeFrames {
+	if cfg.NoTxOffload {
+		// The kernel sees plain frames; the stack still hands over
+		// large ones, cut in software just before the write.
+		e.soft = &fdlink.SoftGSO{}
+	}
+	if cfg.Accept.Large() {
 		e.b.Caps |= link.CapRxGSO
 	}
 	// A local sender's GSO frames can arrive whatever the interface's MTU.
@@ -197,6 +212,9 @@ func Open(name string, cfg *Config) (_ *Endpoint, err error) {
 	e.names = make([]unix.RawSockaddrLinklayer, batch)
 	e.ctl = make([]byte, batch*auxSpace)
 	e.batch = make([]*buf.Packet, 0, batch)
+	if cfg.Accept.GRO {
+		e.merge = make([]*buf.Packet, 0, batch)
+	}
 	e.file = os.NewFile(uintptr(fd), e.b.Info.Name)
 	fd = -1 // the file owns it now
 	if e.rc, err = e.file.SyscallConn(); err != nil {
@@ -251,6 +269,10 @@ func (e *Endpoint) LinkStats() *link.Stats {
 	})
 	return &e.b.Stats
 }
+
+// OffloadStats count large frames and partial checksums each way and
+// what GRO merged.
+func (e *Endpoint) OffloadStats() *offload.Stats { return &e.b.Offload }
 
 // Err is the error that stopped the reader early, or nil.
 func (e *Endpoint) Err() error {
@@ -315,7 +337,7 @@ func (e *Endpoint) readLoop() {
 				out = e.b.Input(p, out)
 			}
 		}
-		e.b.Dispatch(e, out)
+		e.merge = e.b.Flush(e, out, &e.gro, e.merge)
 		clear(out)
 		e.batch = out[:0]
 		if err != nil {
@@ -355,8 +377,17 @@ func newTxScratch(n int) *txScratch {
 // made from its Offload (offsets count from the Ethernet header). It takes
 // ownership of every packet and returns how many were sent; a frame the
 // kernel refuses (EMSGSIZE, EINVAL) is counted and skipped, and the first
-// such error is returned.
+// such error is returned. With Config.NoTxOffload, large frames are cut
+// and partial checksums completed first, the segments of each large frame
+// going in one sendmmsg.
 func (e *Endpoint) WriteBatch(pkts []*buf.Packet) (int, error) {
+	if e.soft != nil {
+		return e.soft.WriteBatch(&e.b, pkts, e.writeFrames)
+	}
+	return e.writeFrames(pkts)
+}
+
+func (e *Endpoint) writeFrames(pkts []*buf.Packet) (int, error) {
 	st := &e.b.Stats
 	if e.closed.Load() {
 		st.TxDrops.Add(uint64(len(pkts)))
@@ -421,6 +452,7 @@ func (e *Endpoint) WriteBatch(pkts []*buf.Packet) (int, error) {
 				sent++
 				st.TxPackets.Inc()
 				st.TxBytes.Add(uint64(pkts[i].Len()))
+				e.b.CountTx(pkts[i])
 				pkts[i].Release()
 				i++
 			}

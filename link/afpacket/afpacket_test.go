@@ -54,6 +54,26 @@ func macOf(t *testing.T, ns *netns.NS, dev string) wire.MAC {
 	return m
 }
 
+// waitOperUp polls until dev in ns is operationally up, failing after
+// linktest.Timeout.
+func waitOperUp(t *testing.T, ns *netns.NS, dev string) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(linktest.Timeout)
+	for {
+		out := ns.Run(t, "ip", "-o", "link", "show", "dev", dev)
+		if strings.Contains(out, "state UP") {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s not up: %s", dev, out)
+		}
+	}
+}
+
 // setup builds the pair and opens the endpoint with cfg. tweak, if not
 // nil, runs on the kernel side before the endpoint opens.
 func setup(t *testing.T, cfg *afpacket.Config, tweak func(*netns.NS)) *env {
@@ -67,6 +87,10 @@ func setup(t *testing.T, cfg *afpacket.Config, tweak func(*netns.NS)) *env {
 	if tweak != nil {
 		tweak(e.kernelNS)
 	}
+	// Until the kernel's link watcher has seen the carrier and given the
+	// device its queueing discipline, frames sent are dropped silently.
+	waitOperUp(t, e.stackNS, stackDev)
+	waitOperUp(t, e.kernelNS, kernelDev)
 	e.stackNS.MustDo(t, func() (err error) {
 		e.ep, err = afpacket.Open(stackDev, cfg)
 		return err

@@ -38,3 +38,27 @@ func TestCompleteAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per Complete, want 0", n)
 	}
 }
+
+func TestCoalesceAllocs(t *testing.T) {
+	var frames [][]byte
+	for i := range 44 {
+		frames = append(frames, ethFrame(build(spec{seq: uint32(i * 1448), payloadAt: i * 1448, payload: 1448,
+			tcpFlags: 0x10, tcpOpts: tsOpt, id: uint16(i)}), false, false))
+	}
+	in := make([]*buf.Packet, len(frames))
+	out := make([]*buf.Packet, 0, len(frames))
+	var c Coalescer
+	n := testing.AllocsPerRun(50, func() {
+		for i, b := range frames {
+			in[i] = buf.FromBytes(b)
+		}
+		out = c.Coalesce(in, link.TypeEthernet, out[:0])
+		if len(out) != 1 {
+			t.Fatalf("%d packets", len(out))
+		}
+		releaseAll(out)
+	})
+	if n > 0 {
+		t.Fatalf("%v allocations to coalesce 44 segments, want 0", n)
+	}
+}

@@ -2,6 +2,7 @@ package offload
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -33,8 +34,12 @@ type spec struct {
 	seq       uint32
 	id        uint16
 	payload   int
-	badCsum   bool // leave a garbage transport checksum
-	ipLenZero bool // leave the IP length field 0 (as for very large GSO packets)
+	badCsum   bool   // leave a garbage transport checksum
+	ipLenZero bool   // leave the IP length field 0 (as for very large GSO packets)
+	sport     uint16 // source port (0: 4000)
+	ttl       byte   // IPv4 TTL, IPv6 hop limit (0: 64)
+	wnd       uint16 // TCP window (0: 65535)
+	payloadAt int    // offset into the payload pattern (for consecutive segments)
 }
 
 func payloadBytes(n int) []byte {
@@ -56,16 +61,16 @@ func build(s spec) []byte {
 		binary.BigEndian.PutUint16(l4[4:], uint16(8+s.payload))
 	} else {
 		l4 = make([]byte, 20+len(s.tcpOpts))
-		binary.BigEndian.PutUint16(l4[0:], 4000)
+		binary.BigEndian.PutUint16(l4[0:], cmp.Or(s.sport, 4000))
 		binary.BigEndian.PutUint16(l4[2:], 5000)
 		binary.BigEndian.PutUint32(l4[4:], s.seq)
 		binary.BigEndian.PutUint32(l4[8:], 0x01020304)
 		l4[12] = byte(len(l4)/4) << 4
 		l4[13] = s.tcpFlags
-		binary.BigEndian.PutUint16(l4[14:], 65535)
+		binary.BigEndian.PutUint16(l4[14:], cmp.Or(s.wnd, 65535))
 		copy(l4[20:], s.tcpOpts)
 	}
-	l4 = append(l4, payloadBytes(s.payload)...)
+	l4 = append(l4, payloadBytes(s.payloadAt + s.payload)[s.payloadAt:]...)
 	proto := wire.IPProtoTCP
 	csumAt := 16
 	if s.udp {
@@ -90,7 +95,7 @@ func build(s spec) []byte {
 		}
 		binary.BigEndian.PutUint16(ip[4:], s.id)
 		binary.BigEndian.PutUint16(ip[6:], wire.IPv4FlagDF)
-		ip[8], ip[9] = 64, byte(proto)
+		ip[8], ip[9] = cmp.Or(s.ttl, 64), byte(proto)
 		copy(ip[12:], src.AsSlice())
 		copy(ip[16:], dst.AsSlice())
 		copy(ip[20:], s.ipOpts)
@@ -98,7 +103,7 @@ func build(s spec) []byte {
 	} else {
 		ip = make([]byte, 40)
 		ip[0] = 0x60
-		ip[6], ip[7] = byte(proto), 64
+		ip[6], ip[7] = byte(proto), cmp.Or(s.ttl, 64)
 		copy(ip[8:], src.AsSlice())
 		copy(ip[24:], dst.AsSlice())
 		if s.hopByHop > 0 {

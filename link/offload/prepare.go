@@ -76,19 +76,30 @@ type Accept struct {
 	// LargeFrames: deliver GSO frames whole, larger than the MTU, with
 	// Offload.GSO set (link.CapRxGSO).
 	LargeFrames bool
+	// GRO: merge the in-order TCP segments of each received batch into
+	// large frames (Coalescer) before delivering it. What GRO makes is a
+	// large frame with a partial checksum, so GRO implies LargeFrames and
+	// PartialCsum.
+	GRO bool
 }
+
+// Large reports whether a takes GSO frames whole.
+func (a Accept) Large() bool { return a.LargeFrames || a.GRO }
+
+// Partial reports whether a takes partial checksums.
+func (a Accept) Partial() bool { return a.PartialCsum || a.GRO }
 
 // PrepareRx finishes a received frame pkt of a link of type t for a stack
 // that takes what a says, and appends the result to out: a GSO frame is
-// segmented unless a.LargeFrames, and a partial checksum is completed
-// unless a.PartialCsum. Takes ownership of pkt; on error pkt is released and
+// segmented unless a.Large(), and a partial checksum is completed
+// unless a.Partial(). It does not coalesce (see Coalescer). Takes ownership of pkt; on error pkt is released and
 // out is returned unchanged.
 func PrepareRx(pkt *buf.Packet, t link.Type, a Accept, out []*buf.Packet) ([]*buf.Packet, error) {
 	o := &pkt.Offload
-	if o.GSO != buf.GSONone && !a.LargeFrames {
+	if o.GSO != buf.GSONone && !a.Large() {
 		return SegmentFrame(pkt, t, out)
 	}
-	if o.NeedsCsum && !a.PartialCsum {
+	if o.NeedsCsum && !a.Partial() {
 		if err := Complete(pkt); err != nil {
 			pkt.Release()
 			return out, err

@@ -17,8 +17,12 @@
 // the IP header; SegmentFrame and PrepareRx take a link type and skip the
 // link header themselves.
 //
-// The package does no I/O and keeps no state. It does not coalesce (GRO),
-// does not handle UFO (IPv4 fragmentation offload, which Linux no longer
+// Receive coalescing (GRO, gro.go) merges the in-order TCP segments of a
+// batch into one large frame; a driver keeps a Coalescer per reader.
+//
+// The package does no I/O; its only state is a Coalescer's table of open
+// flows within one batch, and the counters (Stats) drivers keep with
+// it. It does not handle UFO (IPv4 fragmentation offload, which Linux no longer
 // produces) and does not look inside tunnels.
 package offload
 

@@ -8,10 +8,13 @@
 // partial checksums and large TCP/UDP frames, and, with Config.Offload,
 // receive them from it; what the stack does not take is finished in
 // software (link/offload). It does not configure addresses or routes on
-// the kernel side, and does not do multi-queue.
+// the kernel side. With Config.Queues it opens a multi-queue device, one
+// reader per queue.
 //
 // The reader goroutine reads until the device has no more frames (up to
-// Config.Batch) with one readv per frame, then delivers the batch.
+// Config.Batch) with one readv per frame (a TUN/TAP descriptor has no
+// call that moves more), merges the batch's TCP segments when
+// Config.Accept.GRO, then delivers it.
 // Open, like any code that names an interface, acts in the network
 // namespace of the calling OS thread.
 package tap
@@ -47,8 +50,20 @@ type Config struct {
 	// large frames it does not take are completed and segmented by the
 	// driver.
 	Accept offload.Accept
+	// NoTxOffload keeps partial checksums and large frames from the
+	// kernel: the driver cuts large frames and completes checksums in
+	// software just before the write (software GSO), so the kernel sees
+	// only plain frames while the stack still builds large segments.
+	// With Offload off too, both directions carry plain MTU-sized frames.
+	NoTxOffload bool
 	// Batch is the most frames read per delivered batch (0: link.MaxBatch).
 	Batch int
+	// Queues, if more than 1, opens that many queues (IFF_MULTI_QUEUE),
+	// each with its own reader goroutine: the kernel spreads the flows it
+	// sends over them by hash, and the dispatcher is called from all the
+	// readers at once (each flow from one). An existing device must have
+	// been created multi-queue (ip tuntap add ... multi_queue).
+	Queues int
 }
 
 // Endpoint is an open TAP device.
@@ -69,7 +84,7 @@ func Open(name string, cfg *Config) (*Endpoint, error) {
 	}
 	d, err := fdlink.OpenTunTap(name, &fdlink.TunTapConfig{
 		TAP: true, MTU: cfg.MTU, MAC: cfg.MAC, Up: cfg.Up,
-		Offload: cfg.Offload, Accept: cfg.Accept, Batch: cfg.Batch,
+		Offload: cfg.Offload, NoTxOffload: cfg.NoTxOffload, Accept: cfg.Accept, Batch: cfg.Batch, Queues: cfg.Queues,
 	})
 	if err != nil {
 		return nil, err
@@ -119,6 +134,16 @@ func (e *Endpoint) Close() error { return e.d.Close() }
 
 // LinkStats are the endpoint's counters.
 func (e *Endpoint) LinkStats() *link.Stats { return e.d.LinkStats() }
+
+// OffloadStats count large frames and partial checksums each way and
+// what GRO merged.
+func (e *Endpoint) OffloadStats() *offload.Stats { return &e.d.Offload }
+
+// Queues is the number of queues open on the device.
+func (e *Endpoint) Queues() int { return e.d.Queues() }
+
+// QueueRxFrames is how many frames each queue has read.
+func (e *Endpoint) QueueRxFrames() []uint64 { return e.d.QueueRxFrames() }
 
 // Err is the error that stopped the reader early (the device was deleted,
 // say), or nil.

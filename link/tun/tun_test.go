@@ -223,3 +223,38 @@ func TestCloseWhileBusy(t *testing.T) {
 		t.Fatalf("writer stopped with %v, want link.ErrClosed", err)
 	}
 }
+
+// TestMultiQueueAndNoTxOffload: a TUN device with two queues, whose
+// kernel flows land on both; with NoTxOffload the driver still takes
+// large packets and partial checksums (it finishes them itself), and GRO
+// announces large received packets.
+func TestMultiQueueAndNoTxOffload(t *testing.T) {
+	ns, ep, rec := setup(t, &tun.Config{Up: true, Queues: 2, NoTxOffload: true, Accept: offload.Accept{GRO: true}})
+	if ep.Queues() != 2 {
+		t.Fatalf("Queues = %d", ep.Queues())
+	}
+	want := link.CapTxChecksum | link.CapTSO4 | link.CapTSO6 | link.CapUSO | link.CapRxChecksum | link.CapRxGSO
+	if c := ep.Capabilities(); c != want {
+		t.Errorf("Capabilities %v, want %v", c, want)
+	}
+	if out := ns.Run(t, "ip", "-d", "link", "show", dev); !strings.Contains(out, "multi_queue") {
+		t.Errorf("ip -d link show lacks multi_queue:\n%s", out)
+	}
+	to := netip.AddrPortFrom(stackIP, 7000)
+	const flows = 32 // all on one queue with probability 2^-31
+	for i := range flows {
+		c := linktest.DialUDP(t, ns, netip.AddrPortFrom(kernelIP, uint16(5000+i)), to)
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range flows {
+		rec.Wait(t, "datagram", func(f linktest.Frame) bool {
+			u, ok := linktest.ParseUDP4(f.Data)
+			return ok && u.Dst == to
+		})
+	}
+	if q := ep.QueueRxFrames(); q[0] == 0 || q[1] == 0 {
+		t.Errorf("frames read per queue %v, want some on both", q)
+	}
+}

@@ -29,7 +29,10 @@ type Info struct {
 type Base struct {
 	Info
 	Stats link.Stats
-	disp  atomic.Pointer[dispatcher]
+	// Offload counts large frames and partial checksums both ways and
+	// what GRO merged.
+	Offload offload.Stats
+	disp    atomic.Pointer[dispatcher]
 }
 
 type dispatcher struct{ d link.Dispatcher }
@@ -72,11 +75,49 @@ func (b *Base) Input(pkt *buf.Packet, out []*buf.Packet) []*buf.Packet {
 	}
 	pkt.TrimFront(offload.HeaderLen)
 	pkt.Offload = o
+	if o.GSO != buf.GSONone {
+		b.Offload.RxGSOPackets.Inc()
+		b.Offload.RxGSOBytes.Add(uint64(pkt.Len()))
+		if !b.Accept.Large() {
+			b.Offload.RxSegmented.Inc()
+		}
+	} else if o.NeedsCsum && !b.Accept.Partial() {
+		b.Offload.RxCompleted.Inc()
+	}
 	out, err = offload.PrepareRx(pkt, b.Info.Type, b.Accept, out)
 	if err != nil {
 		b.Stats.RxErrors.Inc()
 	}
 	return out
+}
+
+// Flush hands the frames of a received batch to the dispatcher, merged
+// first when Accept.GRO, with g (the reader's own Coalescer) and scratch
+// (the reader's own slice, returned emptied for reuse). It takes
+// ownership of the packets, not of the slices.
+func (b *Base) Flush(self link.Endpoint, pkts []*buf.Packet, g *offload.Coalescer, scratch []*buf.Packet) []*buf.Packet {
+	if !b.Accept.GRO || len(pkts) < 2 {
+		b.Dispatch(self, pkts)
+		return scratch
+	}
+	m0, b0 := g.Merged, g.Built
+	out := g.Coalesce(pkts, b.Info.Type, scratch[:0])
+	b.Offload.RxCoalesced.Add(g.Merged - m0)
+	b.Offload.RxGROPackets.Add(g.Built - b0)
+	b.Dispatch(self, out)
+	clear(out)
+	return out[:0]
+}
+
+// CountTx counts a frame handed to the device in Offload.
+func (b *Base) CountTx(p *buf.Packet) {
+	if p.Offload.GSO != buf.GSONone {
+		b.Offload.TxGSOPackets.Inc()
+		b.Offload.TxGSOBytes.Add(uint64(p.Len()))
+	}
+	if p.Offload.NeedsCsum {
+		b.Offload.TxPartialCsum.Inc()
+	}
 }
 
 // Dispatch hands pkts to the dispatcher as a batch from self, or drops

@@ -2,12 +2,15 @@ package fdlink
 
 import (
 	"bytes"
+	"encoding/binary"
+	"net/netip"
 	"testing"
 	"unsafe"
 
 	"ustack/buf"
 	"ustack/link"
 	"ustack/link/offload"
+	"ustack/wire"
 )
 
 // fill writes b into a slot's buffers as a scattering read would.
@@ -107,4 +110,81 @@ func TestInputDispatch(t *testing.T) {
 	if d.n != 1 {
 		t.Fatalf("dispatcher got %d packets", d.n)
 	}
+}
+
+// tcpFrame is an Ethernet frame with an IPv4 TCP segment from port sport
+// carrying n bytes at sequence number seq, with a correct checksum.
+func tcpFrame(sport uint16, seq uint32, n int) []byte {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	tcp := make([]byte, 20+n)
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], 80)
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	tcp[12], tcp[13] = 5<<4, 0x10
+	binary.BigEndian.PutUint16(tcp[14:], 1000)
+	for i := range n {
+		tcp[20+i] = byte(seq) + byte(i)
+	}
+	binary.BigEndian.PutUint16(tcp[16:], ^wire.ChecksumCombine(wire.PseudoHeaderChecksum(wire.IPProtoTCP, src, dst, len(tcp)), wire.Checksum(tcp, 0)))
+	f := wire.IPv4Fields{TotalLen: 20 + len(tcp), ID: 7, Flags: wire.IPv4FlagDF, TTL: 64, Protocol: wire.IPProtoTCP, Src: src, Dst: dst}
+	ip := make([]byte, 20)
+	f.Encode(ip)
+	eth := make([]byte, 14)
+	(&wire.EthernetFields{Dst: wire.MAC{2, 0, 0, 0, 0, 2}, Src: wire.MAC{2, 0, 0, 0, 0, 1}, Type: wire.EtherTypeIPv4}).Encode(eth)
+	return append(append(eth, ip...), tcp...)
+}
+
+func TestFlushGRO(t *testing.T) {
+	var b Base
+	b.Info = Info{Type: link.TypeEthernet, Accept: offload.Accept{GRO: true}}
+	d := &countDispatcher{}
+	b.Attach(d)
+	var g offload.Coalescer
+	scratch := make([]*buf.Packet, 0, 8)
+	var batch []*buf.Packet
+	for i := range 4 {
+		batch = append(batch, buf.FromBytes(tcpFrame(1, uint32(i*100), 100)))
+	}
+	scratch = b.Flush(nil, batch, &g, scratch)
+	if d.n != 1 || b.Offload.RxCoalesced.Load() != 3 || b.Offload.RxGROPackets.Load() != 1 || len(scratch) != 0 {
+		t.Fatalf("delivered %d, coalesced %d into %d", d.n, b.Offload.RxCoalesced.Load(), b.Offload.RxGROPackets.Load())
+	}
+	// Without GRO the batch goes as it is.
+	b.Accept.GRO = false
+	batch = batch[:0]
+	for i := range 4 {
+		batch = append(batch, buf.FromBytes(tcpFrame(1, uint32(i*100), 100)))
+	}
+	b.Flush(nil, batch, &g, scratch)
+	if d.n != 5 {
+		t.Fatalf("delivered %d, want 5", d.n)
+	}
+}
+
+func TestQueueOf(t *testing.T) {
+	tt := &TunTap{queues: make([]*tunQueue, 4)}
+	tt.Info.Type = link.TypeEthernet
+	seen := make(map[int]bool)
+	for sport := range uint16(64) {
+		p := buf.FromBytes(tcpFrame(sport, 0, 10))
+		q := buf.FromBytes(tcpFrame(sport, 999, 500))
+		a, b := tt.queueOf(p), tt.queueOf(q)
+		if a != b || a < 0 || a >= 4 {
+			t.Fatalf("port %d: queues %d and %d", sport, a, b)
+		}
+		seen[a] = true
+		p.Release()
+		q.Release()
+	}
+	if len(seen) != 4 {
+		t.Errorf("64 flows on %d of 4 queues", len(seen))
+	}
+	arp := buf.FromBytes(make([]byte, 42))
+	arp.Bytes()[12], arp.Bytes()[13] = 0x08, 0x06
+	short := buf.FromBytes([]byte{1, 2, 3})
+	if tt.queueOf(arp) != 0 || tt.queueOf(short) != 0 {
+		t.Errorf("non-IP frames not on queue 0")
+	}
+	arp.Release()
+	short.Release()
 }

@@ -1,18 +1,24 @@
 package fdlink
 
-// A TUN/TAP device moves frames like this:
+// A TUN/TAP device moves frames like this, per queue (one descriptor
+// each; more than one with IFF_MULTI_QUEUE, the kernel choosing the
+// queue of each frame it sends by its flow hash):
 //
-//	kernel ─▶ tun fd ─▶ readLoop: readv until EAGAIN (≤ batch) into RxBufs
+//	kernel ─▶ queue fd ─▶ readLoop: readv until EAGAIN (≤ batch) into RxBufs
 //	       ─▶ Base.Input: virtio-net header ─▶ Offload; Complete/Segment
-//	       ─▶ Base.Dispatch ─▶ link.Dispatcher (same goroutine)
+//	       ─▶ Base.Flush: GRO (Accept.GRO) ─▶ link.Dispatcher (same goroutine)
 //
-//	WriteBatch (any goroutine) ─▶ per frame: header from Offload
-//	       ─▶ writev(header, views...) ─▶ tun fd ─▶ kernel
+//	WriteBatch (any goroutine) ─▶ per frame: header from Offload, a queue
+//	       by flow hash ─▶ writev(header, views...) ─▶ queue fd ─▶ kernel
 //
-// The descriptor is non-blocking and wrapped in an os.File, so waiting is
-// done by Go's netpoller and Close wakes the reader.
+// A TUN/TAP descriptor has no call that moves several frames, so each
+// frame is one readv or writev; batching is per wakeup (read until
+// EAGAIN) and the cost per byte falls with large frames (offloads, GRO).
+// Descriptors are non-blocking and wrapped in os.Files, so waiting is
+// done by Go's netpoller and Close wakes the readers.
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ustack/buf"
+	"ustack/internal/stats"
 	"ustack/link"
 	"ustack/link/offload"
 	"ustack/wire"
@@ -32,34 +39,45 @@ import (
 // TunTapConfig configures OpenTunTap. See link/tap and link/tun for the
 // meaning of each field.
 type TunTapConfig struct {
-	TAP     bool
-	MTU     int
-	MAC     wire.MAC
-	Up      bool
-	Offload bool
-	Accept  offload.Accept
-	Batch   int
+	TAP         bool
+	MTU         int
+	MAC         wire.MAC
+	Up          bool
+	Offload     bool
+	NoTxOffload bool
+	Accept      offload.Accept
+	Batch       int
+	Queues      int
 }
 
 // TunTap is an open TUN or TAP device.
 type TunTap struct {
 	Base
-	dev  string
-	file *os.File
-	rc   syscall.RawConn
+	dev    string
+	queues []*tunQueue
+	rerr   atomic.Pointer[error]
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	started   bool
+
+	tx   sync.Pool // of *txScratch
+	soft *SoftGSO  // with NoTxOffload
+}
+
+// tunQueue is one descriptor of the device and its reader's state.
+type tunQueue struct {
+	file     *os.File
+	rc       syscall.RawConn
+	done     chan struct{}
+	rxFrames stats.Counter
 
 	// Reader state, owned by readLoop.
 	rx    *RxBufs
 	lens  []int
 	batch []*buf.Packet
-	rerr  atomic.Pointer[error]
-
-	closed    atomic.Bool
-	closeOnce sync.Once
-	started   bool
-	done      chan struct{}
-
-	tx sync.Pool // of *txScratch
+	gro   offload.Coalescer
+	merge []*buf.Packet
 }
 
 type txScratch struct {
@@ -75,24 +93,33 @@ const maxGSOFrame = 65535
 // VLAN tag.
 const l2Room = wire.EthernetHeaderLen + wire.VLANTagLen
 
+// attach opens /dev/net/tun and attaches it to the device name with
+// flags, returning the descriptor and the device's name.
+func attach(name string, flags uint16, kind string) (int, string, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return -1, "", err
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return -1, "", fmt.Errorf("%s %q: TUNSETIFF: %w", kind, name, err)
+	}
+	return fd, ifr.Name(), nil
+}
+
 // OpenTunTap opens /dev/net/tun and attaches to the device name, creating
 // it if it does not exist ("" lets the kernel choose a name). The device
 // always carries a virtio-net header (IFF_VNET_HDR, TUNSETVNETHDRSZ 10).
-// Call Start to begin receiving.
+// With cfg.Queues > 1 it opens that many queues (IFF_MULTI_QUEUE; an
+// existing device must have been made multi-queue). Call Start to begin
+// receiving.
 func OpenTunTap(name string, cfg *TunTapConfig) (_ *TunTap, err error) {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
-	}
-	defer func() {
-		if err != nil && fd >= 0 {
-			unix.Close(fd)
-		}
-	}()
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return nil, err
-	}
 	flags := uint16(unix.IFF_NO_PI | unix.IFF_VNET_HDR)
 	kind := "tun"
 	if cfg.TAP {
@@ -101,12 +128,37 @@ func OpenTunTap(name string, cfg *TunTapConfig) (_ *TunTap, err error) {
 	} else {
 		flags |= unix.IFF_TUN
 	}
-	ifr.SetUint16(flags)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		return nil, fmt.Errorf("%s %q: TUNSETIFF: %w", kind, name, err)
+	nq := max(cfg.Queues, 1)
+	if nq > 1 {
+		flags |= unix.IFF_MULTI_QUEUE
 	}
-	dev := ifr.Name()
-	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, offload.HeaderLen); err != nil {
+	fds := make([]int, 0, nq)
+	defer func() {
+		if err != nil {
+			for _, fd := range fds {
+				if fd >= 0 {
+					unix.Close(fd)
+				}
+			}
+		}
+	}()
+	fd, dev, err := attach(name, flags, kind)
+	if err != nil {
+		return nil, err
+	}
+	fds = append(fds, fd)
+	for len(fds) < nq {
+		// The first attach created the device if it had to; the rest
+		// join it by its name.
+		fd, _, err := attach(dev, flags, kind)
+		if err != nil {
+			return nil, err
+		}
+		fds = append(fds, fd)
+	}
+	// The header size and offloads are the device's, whichever queue sets
+	// them.
+	if err := unix.IoctlSetPointerInt(fds[0], unix.TUNSETVNETHDRSZ, offload.HeaderLen); err != nil {
 		return nil, fmt.Errorf("%s %s: TUNSETVNETHDRSZ: %w", kind, dev, err)
 	}
 	// What the kernel may send us: with offloads, partial checksums and
@@ -115,13 +167,13 @@ func OpenTunTap(name string, cfg *TunTapConfig) (_ *TunTap, err error) {
 	rxGSO := false
 	if cfg.Offload {
 		base := unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
-		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, base|unix.TUN_F_USO4|unix.TUN_F_USO6); err != nil {
-			if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, base); err != nil {
+		if err := unix.IoctlSetInt(fds[0], unix.TUNSETOFFLOAD, base|unix.TUN_F_USO4|unix.TUN_F_USO6); err != nil {
+			if err := unix.IoctlSetInt(fds[0], unix.TUNSETOFFLOAD, base); err != nil {
 				return nil, fmt.Errorf("%s %s: TUNSETOFFLOAD: %w", kind, dev, err)
 			}
 		}
 		rxGSO = true
-	} else if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
+	} else if err := unix.IoctlSetInt(fds[0], unix.TUNSETOFFLOAD, 0); err != nil {
 		return nil, fmt.Errorf("%s %s: TUNSETOFFLOAD: %w", kind, dev, err)
 	}
 	if cfg.MTU > 0 {
@@ -133,7 +185,7 @@ func OpenTunTap(name string, cfg *TunTapConfig) (_ *TunTap, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &TunTap{dev: dev, done: make(chan struct{})}
+	t := &TunTap{dev: dev}
 	t.Info = Info{
 		Name:   kind + ":" + dev,
 		Type:   link.TypeIP,
@@ -143,7 +195,12 @@ func OpenTunTap(name string, cfg *TunTapConfig) (_ *TunTap, err error) {
 		// frames: it completes and segments them as needed.
 		Caps: link.CapTxChecksum | link.CapTSO4 | link.CapTSO6 | link.CapUSO | link.CapRxChecksum,
 	}
-	if rxGSO && cfg.Accept.LargeFrames {
+	if cfg.NoTxOffload {
+		// The kernel sees plain frames; the stack still hands over
+		// large ones, cut in software just before the write.
+		t.soft = &SoftGSO{}
+	}
+	if (rxGSO && cfg.Accept.LargeFrames) || cfg.Accept.GRO {
 		t.Caps |= link.CapRxGSO
 	}
 	l2 := 0
@@ -171,14 +228,25 @@ func OpenTunTap(name string, cfg *TunTapConfig) (_ *TunTap, err error) {
 	if rxGSO {
 		maxFrame = max(maxFrame, offload.HeaderLen+l2+maxGSOFrame)
 	}
-	t.rx = NewRxBufs(batch, mtuFrame, maxFrame)
-	t.lens = make([]int, batch)
-	t.batch = make([]*buf.Packet, 0, batch)
-	t.file = os.NewFile(uintptr(fd), "/dev/net/tun")
-	fd = -1 // the file owns it now
-	if t.rc, err = t.file.SyscallConn(); err != nil {
-		t.file.Close()
-		return nil, err
+	for i, fd := range fds {
+		q := &tunQueue{
+			done:  make(chan struct{}),
+			rx:    NewRxBufs(batch, mtuFrame, maxFrame),
+			lens:  make([]int, batch),
+			batch: make([]*buf.Packet, 0, batch),
+		}
+		if cfg.Accept.GRO {
+			q.merge = make([]*buf.Packet, 0, batch)
+		}
+		q.file = os.NewFile(uintptr(fd), "/dev/net/tun")
+		fds[i] = -1 // the file owns it now
+		t.queues = append(t.queues, q)
+	}
+	for _, q := range t.queues {
+		if q.rc, err = q.file.SyscallConn(); err != nil {
+			t.closeFiles()
+			return nil, err
+		}
 	}
 	t.tx.New = func() any { return &txScratch{iovs: make([]unix.Iovec, 0, 8)} }
 	return t, nil
@@ -190,10 +258,37 @@ func (t *TunTap) DeviceName() string { return t.dev }
 // HeaderRoom is 0: the virtio-net header goes in an iovec of its own.
 func (t *TunTap) HeaderRoom() int { return 0 }
 
-// Start starts the reader goroutine, which delivers batches as self.
+// Queues is the number of queues (descriptors) open on the device.
+func (t *TunTap) Queues() int { return len(t.queues) }
+
+// Start starts one reader goroutine per queue; each delivers batches as
+// self. With more than one queue, the dispatcher is called from several
+// goroutines at once, each frame of a flow (as the kernel hashes it) by
+// the same one.
 func (t *TunTap) Start(self link.Endpoint) {
 	t.started = true
-	go t.readLoop(self)
+	for _, q := range t.queues {
+		go t.readLoop(self, q)
+	}
+}
+
+// QueueRxFrames is how many frames each queue has read.
+func (t *TunTap) QueueRxFrames() []uint64 {
+	n := make([]uint64, len(t.queues))
+	for i, q := range t.queues {
+		n[i] = q.rxFrames.Load()
+	}
+	return n
+}
+
+func (t *TunTap) closeFiles() error {
+	var err error
+	for _, q := range t.queues {
+		if e := q.file.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
 }
 
 // Err is the error that stopped the reader, if any (nil after Close).
@@ -204,18 +299,18 @@ func (t *TunTap) Err() error {
 	return nil
 }
 
-func (t *TunTap) readLoop(self link.Endpoint) {
-	defer close(t.done)
+func (t *TunTap) readLoop(self link.Endpoint, q *tunQueue) {
+	defer close(q.done)
 	for {
 		count := 0
 		var rerr error
-		err := t.rc.Read(func(fd uintptr) bool {
-			for count < len(t.lens) {
-				iov := t.rx.Iovecs(count)
+		err := q.rc.Read(func(fd uintptr) bool {
+			for count < len(q.lens) {
+				iov := q.rx.Iovecs(count)
 				n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 				switch e {
 				case 0:
-					t.lens[count] = int(n)
+					q.lens[count] = int(n)
 					count++
 					continue
 				case unix.EINTR:
@@ -228,20 +323,21 @@ func (t *TunTap) readLoop(self link.Endpoint) {
 			}
 			return true
 		})
-		out := t.batch[:0]
+		q.rxFrames.Add(uint64(count))
+		out := q.batch[:0]
 		for i := range count {
-			n := t.lens[i]
-			p := t.rx.Take(i, n)
-			if n >= t.rx.Cap() {
+			n := q.lens[i]
+			p := q.rx.Take(i, n)
+			if n >= q.rx.Cap() {
 				t.Stats.RxErrors.Inc() // truncated
 				p.Release()
 				continue
 			}
 			out = t.Input(p, out)
 		}
-		t.Dispatch(self, out)
+		q.merge = t.Flush(self, out, &q.gro, q.merge)
 		clear(out)
-		t.batch = out[:0]
+		q.batch = out[:0]
 		if err != nil {
 			return // closed
 		}
@@ -260,8 +356,83 @@ func (t *TunTap) readLoop(self link.Endpoint) {
 // Offload (CsumStart counts from the front of the frame). It takes
 // ownership of every packet. A frame the kernel refuses (EINVAL for a bad
 // GSO request, say) is counted and skipped; the first such error is
-// returned with the count of frames written.
+// returned with the count of frames written. With several queues, the
+// frames are written to the queue their flow hashes to: writers of
+// different flows do not wait for each other on one descriptor, and one
+// flow's frames keep their order. With NoTxOffload, large frames are cut
+// and partial checksums completed first (SoftGSO).
 func (t *TunTap) WriteBatch(pkts []*buf.Packet) (int, error) {
+	if t.soft != nil {
+		return t.soft.WriteBatch(&t.Base, pkts, t.writeFrames)
+	}
+	return t.writeFrames(pkts)
+}
+
+func (t *TunTap) writeFrames(pkts []*buf.Packet) (int, error) {
+	if len(t.queues) == 1 {
+		return t.writeQueue(t.queues[0], pkts)
+	}
+	sent := 0
+	var firstErr error
+	for len(pkts) > 0 {
+		// The longest run of frames for one queue.
+		qi := t.queueOf(pkts[0])
+		k := 1
+		for k < len(pkts) && t.queueOf(pkts[k]) == qi {
+			k++
+		}
+		n, err := t.writeQueue(t.queues[qi], pkts[:k])
+		sent += n
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		pkts = pkts[k:]
+		if errors.Is(err, link.ErrClosed) {
+			link.ReleaseAll(pkts, 0)
+			break
+		}
+	}
+	return sent, firstErr
+}
+
+// queueOf picks the queue for frame p by a hash of its addresses and
+// ports (FNV-1a over the bytes that hold them); frames that are not IP,
+// or whose headers are not in the first view, go to queue 0.
+func (t *TunTap) queueOf(p *buf.Packet) int {
+	b := p.View(0)
+	if t.Info.Type == link.TypeEthernet {
+		if len(b) < wire.EthernetHeaderLen {
+			return 0
+		}
+		et := wire.EtherType(binary.BigEndian.Uint16(b[wire.EthernetHeaderLen-2:]))
+		if et != wire.EtherTypeIPv4 && et != wire.EtherTypeIPv6 {
+			return 0
+		}
+		b = b[wire.EthernetHeaderLen:]
+	}
+	var addrs, ports []byte
+	switch {
+	case len(b) >= wire.IPv4MinHeaderLen && b[0]>>4 == 4:
+		addrs = b[12:20]
+		if ihl := int(b[0]&0xf) * 4; len(b) >= ihl+4 {
+			ports = b[ihl : ihl+4]
+		}
+	case len(b) >= 44 && b[0]>>4 == 6:
+		addrs, ports = b[8:40], b[40:44] // ports unless extension headers
+	default:
+		return 0
+	}
+	h := uint32(2166136261)
+	for _, c := range addrs {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	for _, c := range ports {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return int(h % uint32(len(t.queues)))
+}
+
+func (t *TunTap) writeQueue(q *tunQueue, pkts []*buf.Packet) (int, error) {
 	if t.closed.Load() {
 		t.Stats.TxDrops.Add(uint64(len(pkts)))
 		link.ReleaseAll(pkts, 0)
@@ -277,7 +448,7 @@ func (t *TunTap) WriteBatch(pkts []*buf.Packet) (int, error) {
 			firstErr = fmt.Errorf("%s: write: %w", t.Info.Name, err)
 		}
 	}
-	err := t.rc.Write(func(fd uintptr) bool {
+	err := q.rc.Write(func(fd uintptr) bool {
 		for i < len(pkts) {
 			p := pkts[i]
 			if err := offload.EncodeHeader(s.hdr[:], &p.Offload); err != nil {
@@ -297,6 +468,7 @@ func (t *TunTap) WriteBatch(pkts []*buf.Packet) (int, error) {
 				sent++
 				t.Stats.TxPackets.Inc()
 				t.Stats.TxBytes.Add(uint64(p.Len()))
+				t.CountTx(p)
 			default:
 				fail(e)
 			}
@@ -317,19 +489,21 @@ func (t *TunTap) WriteBatch(pkts []*buf.Packet) (int, error) {
 	return sent, firstErr
 }
 
-// Close detaches, closes the descriptor (which removes a device that was
-// not persistent) and waits for the reader to stop. It must not be called
-// from the dispatcher. A second Close returns link.ErrClosed.
+// Close detaches, closes the descriptors (which removes a device that was
+// not persistent) and waits for the readers to stop. It must not be
+// called from the dispatcher. A second Close returns link.ErrClosed.
 func (t *TunTap) Close() error {
 	err := link.ErrClosed
 	t.closeOnce.Do(func() {
 		t.closed.Store(true)
 		t.Attach(nil)
-		err = t.file.Close()
-		if t.started {
-			<-t.done
+		err = t.closeFiles()
+		for _, q := range t.queues {
+			if t.started {
+				<-q.done
+			}
+			q.rx.Release()
 		}
-		t.rx.Release()
 	})
 	return err
 }
