@@ -130,6 +130,9 @@ type PacketInfo struct {
 	TOS      uint8
 	// Broadcast, Multicast: Dst is a broadcast or multicast address.
 	Broadcast, Multicast bool
+	// Batch is the received batch the packet arrived in, or nil: work a
+	// transport can leave to the batch's end it defers to it.
+	Batch *Batch
 }
 
 // Verdict is what a transport did with a received packet.

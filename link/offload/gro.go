@@ -16,8 +16,9 @@ package offload
 // (route, lookup, connection lock) for every merged segment, not only the
 // state machine; and the merged packet is exactly what a local kernel
 // sends with offloads on (a GSO frame with a partial checksum), which the
-// stack takes already. TCP's own batch merge (transport/tcp deliverBatch)
-// stays useful for what arrives as separate large frames.
+// stack takes already. What is not merged (other flows, separate large
+// frames) still shares one ACK decision per connection per batch: the
+// batch goes up the stack with its frames (proto.Batch).
 //
 // The merge rules follow what a segmenting sender produces, so that
 // Segment of the result gives back the original segments: same flow

@@ -14,6 +14,13 @@ import (
 // §3.2.1: version, header length, total length, checksum; RFC 791 options),
 // then delivers, reassembles or forwards.
 func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
+	p.HandlePacketBatch(ifc, pkt, nil)
+}
+
+// HandlePacketBatch is HandlePacket for a packet of the received batch b
+// (may be nil), which is passed on to the transport in PacketInfo.Batch
+// (proto.BatchNetworkProtocol). It takes ownership of pkt.
+func (p *Protocol) HandlePacketBatch(ifc proto.Interface, pkt *buf.Packet, batch *proto.Batch) {
 	p.counters.InPackets.Inc()
 	p.counters.InBytes.Add(uint64(pkt.Len()))
 	// Only the header is made contiguous: pulling up more would copy
@@ -93,7 +100,7 @@ func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
 	}
 	h = wire.IPv4(pkt.NetworkHeader)
 	info := proto.PacketInfo{Src: src, Dst: dst, Proto: h.Protocol(), IfIndex: ifc.Index(),
-		TTL: h.TTL(), TOS: h.TOS(), Broadcast: bcast, Multicast: mcast}
+		TTL: h.TTL(), TOS: h.TOS(), Broadcast: bcast, Multicast: mcast, Batch: batch}
 	p.deliver(ifc, info, pkt)
 }
 

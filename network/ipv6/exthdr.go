@@ -78,8 +78,9 @@ func problem(r proto.DropReason, code uint8, ptr int, c *stats.Counter) walkResu
 
 // receive walks the extension headers of a packet addressed to us and
 // acts on them. It takes ownership of pkt, whose front is the IPv6 header
-// (as received, or rebuilt by reassembly when reassembled is set).
-func (p *Protocol) receive(ifc proto.Interface, pkt *buf.Packet, mcast, reassembled bool) {
+// (as received, or rebuilt by reassembly when reassembled is set); batch
+// is the received batch it came in (nil for reassembled datagrams).
+func (p *Protocol) receive(ifc proto.Interface, pkt *buf.Packet, mcast, reassembled bool, batch *proto.Batch) {
 	// Walk what is contiguous already when it holds the fixed header:
 	// walk asks for more only when the chain goes on past it, so the
 	// common packet (no extension headers, payload in views of its own)
@@ -95,7 +96,7 @@ func (p *Protocol) receive(ifc proto.Interface, pkt *buf.Packet, mcast, reassemb
 			n = min(pkt.Len(), 4*n)
 			continue
 		}
-		p.act(ifc, pkt, b, res, mcast)
+		p.act(ifc, pkt, b, res, mcast, batch)
 		return
 	}
 }
@@ -267,7 +268,7 @@ func (p *Protocol) options(ext wire.IPv6Ext, off int, mcast bool) walkResult {
 
 // act carries out walk's decision. It takes ownership of pkt; b is its
 // pulled-up front.
-func (p *Protocol) act(ifc proto.Interface, pkt *buf.Packet, b []byte, res walkResult, mcast bool) {
+func (p *Protocol) act(ifc proto.Interface, pkt *buf.Packet, b []byte, res walkResult, mcast bool, batch *proto.Batch) {
 	if res.atomic {
 		p.atomicFrags.Inc()
 	}
@@ -280,7 +281,7 @@ func (p *Protocol) act(ifc proto.Interface, pkt *buf.Packet, b []byte, res walkR
 		pkt.NetworkHeader = b[:res.off]
 		pkt.TrimFront(res.off)
 		info := proto.PacketInfo{Src: h.Src(), Dst: h.Dst(), Proto: res.upper, IfIndex: ifc.Index(),
-			TTL: h.HopLimit(), TOS: h.TrafficClass(), Multicast: mcast}
+			TTL: h.HopLimit(), TOS: h.TrafficClass(), Multicast: mcast, Batch: batch}
 		p.deliver(ifc, info, pkt, res.nhOff)
 	case walkFragment:
 		p.fragmentInput(ifc, pkt, b, res, mcast)

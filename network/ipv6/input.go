@@ -14,6 +14,13 @@ import (
 // §3: version, payload length within the packet; RFC 4291 for the
 // addresses), then walks the extension headers and delivers, or forwards.
 func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
+	p.HandlePacketBatch(ifc, pkt, nil)
+}
+
+// HandlePacketBatch is HandlePacket for a packet of the received batch b
+// (may be nil), which is passed on to the transport in PacketInfo.Batch
+// (proto.BatchNetworkProtocol). It takes ownership of pkt.
+func (p *Protocol) HandlePacketBatch(ifc proto.Interface, pkt *buf.Packet, batch *proto.Batch) {
 	p.counters.InPackets.Inc()
 	p.counters.InBytes.Add(uint64(pkt.Len()))
 	b := pkt.Pullup(min(pkt.Len(), wire.IPv6HeaderLen))
@@ -65,7 +72,7 @@ func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
 		p.forward(ifc, pkt)
 		return
 	}
-	p.receive(ifc, pkt, mcast, false)
+	p.receive(ifc, pkt, mcast, false, batch)
 }
 
 func isLoopback(ifc proto.Interface, pkt *buf.Packet) bool {

@@ -127,7 +127,7 @@ func (p *Protocol) fragmentInput(ifc proto.Interface, pkt *buf.Packet, b []byte,
 	pkt.TrimFront(dataOff)
 	whole := p.reassemble(ifc, key, f, b[:res.off], res.nhOff, pkt)
 	if whole != nil {
-		p.receive(ifc, whole, mcast, true)
+		p.receive(ifc, whole, mcast, true, nil)
 	}
 }
 

@@ -151,7 +151,7 @@ type Conn struct {
 	ackNow     bool // send an ACK at the end of this input
 	ackPending int  // bytes received and not yet acknowledged
 	quickAcks  int  // ACKs to send at once (quick-ACK mode)
-	batching   bool // inside deliverBatch: ACK decisions wait for its end
+	inBatch    bool // input done in a received batch, its ACK decision deferred to the batch's end
 	dsack      seqRange
 	hasDSACK   bool
 	chalStart  time.Time // challenge-ACK rate limit window (RFC 5961 §7)

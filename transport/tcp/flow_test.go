@@ -311,24 +311,60 @@ func TestLargeSegments(t *testing.T) {
 	}
 }
 
-// TestDeliverBatch: in-order segments of one batch are merged (GRO) and
-// acknowledged with one ACK.
+// TestDeliverBatch: segments of one received batch are processed as they
+// come, but the ACK they call for waits for the batch's end: four
+// full-sized segments, which alone draw two ACKs or more (every second
+// one, RFC 5681 §4.2; each one in quick-ACK mode), draw one ACK for all of
+// them at the batch's last frame, or when the batch is flushed.
 func TestDeliverBatch(t *testing.T) {
 	e, p := dialPeer(t, defPeer)
-	var segs []*segment
-	for i, s := range []string{"abc", "def", "ghi"} {
-		pkt := buf.FromBytes([]byte(s))
-		segs = append(segs, &segment{id: p.c.id(), seq: p.seq + seqnum.Value(3*i), ack: p.ack, flags: fACK,
-			wnd: 511, opts: wire.TCPOptions{HasTimestamps: true, TSVal: p.tsval, TSEcr: p.ecr},
-			pkt: pkt, payloadLen: 3, arrived: e.clk.Now()})
+	b := proto.GetBatch()
+	want := ""
+	for i := range 4 {
+		chunk := strings.Repeat(string(rune('a'+i)), mss)
+		want += chunk
+		s := p.build(data(chunk))
+		info := s.info()
+		info.Batch = b
+		b.SetLeft(3 - i)
+		e.injectRaw(t, info, s.encode())
+		p.seq = p.seq.Add(seqnum.Size(mss))
+		if i < 3 {
+			p.expectNone()
+		}
 	}
-	p.c.deliverBatch(segs)
-	p.expect(isFlags(fACK), ackIs(p.seq+9))
-	if s, _ := p.read(); s != "abcdefghi" {
-		t.Fatalf("read %q", s)
+	// The last frame of the batch does what the batch deferred.
+	p.expect(isFlags(fACK), ackIs(p.seq))
+	b.Flush()
+	proto.PutBatch(b)
+	p.expectNone()
+
+	// Cut short (a frame that is not the connection's ends the batch):
+	// Flush does the deferred work.
+	b = proto.GetBatch()
+	for i := range 2 {
+		s := p.build(data(strings.Repeat("x", mss)))
+		info := s.info()
+		info.Batch = b
+		b.SetLeft(2 - i)
+		e.injectRaw(t, info, s.encode())
+		p.seq = p.seq.Add(seqnum.Size(mss))
 	}
-	if e.stat("tcp.gro_segs") != 2 {
-		t.Errorf("gro_segs %d", e.stat("tcp.gro_segs"))
+	p.expectNone()
+	b.Flush()
+	proto.PutBatch(b)
+	p.expect(isFlags(fACK), ackIs(p.seq))
+	want += strings.Repeat("x", 2*mss)
+	if s, _ := p.read(); s != want {
+		t.Fatalf("read %d bytes, want %d", len(s), len(want))
+	}
+	// Without a batch, the same four segments draw an ACK each (quick
+	// ACKs at the start) or every second one: more than one.
+	for i := range 4 {
+		p.send(data(strings.Repeat(string(rune('e'+i)), mss)))
+	}
+	if n := len(p.take()); n < 2 {
+		t.Errorf("%d ACKs for four segments outside a batch, want 2 or more", n)
 	}
 }
 

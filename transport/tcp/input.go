@@ -10,7 +10,7 @@ import (
 
 // Input: RFC 9293 §3.10.7.4 "SEGMENT ARRIVES", state by state.
 //
-//	deliver / deliverBatch (GRO: coalesce in-order data of a batch)
+//	deliver (in a received batch: the ACK decision at the batch's end)
 //	  └─► input
 //	        CLOSED     ─► RST for it (§3.10.7.1)
 //	        SYN-SENT   ─► inputSynSent (§3.10.7.3)
@@ -20,66 +20,54 @@ import (
 //	                      text (recvq.go), FIN
 //	  └─► finishInput: output (data, retransmissions), then the ACK
 //	                   decision (at once, or delayed) — once per batch
+//	                   (flushBatch) for segments of a received batch
 
 // deliver processes one segment for this connection (RFC 9293 §3.10.7.4).
 // It takes ownership of seg.pkt. It runs on a link's reader goroutine.
+//
+// A segment that arrived in a received batch (seg.batch) is processed at
+// once, but what it calls for — data to send and the ACK decision — waits
+// for the batch's end (flushBatch): a batch of 64 segments is answered
+// with one ACK and one burst, as Linux answers one GRO packet, instead of
+// 32 ACKs each sent through the layers while more data is waiting.
 func (c *Conn) deliver(seg *segment) {
 	c.mu.Lock()
 	// Read under the mutex: times (and the timestamps made from them)
 	// never go backwards from one holder of the mutex to the next.
 	c.nowCache = c.p.clk.Now()
+	batch := seg.batch
 	c.input(seg)
-	c.finishInput()
-	c.nowCache = time.Time{}
-	c.unlock()
-}
-
-// deliverBatch processes the segments of one received batch for this
-// connection, in order. In-order data segments that continue each other
-// are merged first (receive coalescing), and the ACK decision is made
-// once, at the end. It takes ownership of every seg.pkt.
-func (c *Conn) deliverBatch(segs []*segment) {
-	c.mu.Lock()
-	c.nowCache = c.p.clk.Now()
-	c.batching = true
-	for i := 0; i < len(segs); i++ {
-		seg := segs[i]
-		for i+1 < len(segs) && c.coalesce(seg, segs[i+1]) {
-			i++
+	if batch.More() && c.st.synchronized() {
+		if !c.inBatch {
+			c.inBatch = batch.Defer((*batchFlush)(c))
 		}
-		c.input(seg)
+	} else {
+		// Alone, or the batch's last frame: nothing to wait for. Work
+		// deferred by earlier frames is done now too.
+		c.inBatch = false
+		c.finishInput()
 	}
-	c.batching = false
-	c.finishInput()
 	c.nowCache = time.Time{}
 	c.unlock()
 }
 
-// coalesce merges next into seg when next's data directly follows seg's
-// and nothing but the data and the timestamp differ: both plain ACKs
-// (PSH allowed) with the same acknowledgment, window and SACK blocks. It
-// takes next's payload and reports whether it merged.
-func (c *Conn) coalesce(seg, next *segment) bool {
-	const plain = wire.TCPFlagACK | wire.TCPFlagPSH
-	if seg.payloadLen == 0 || next.payloadLen == 0 ||
-		seg.flags&^plain != 0 || next.flags&^plain != 0 ||
-		seg.seq.Add(seqnum.Size(seg.payloadLen)) != next.seq ||
-		seg.ack != next.ack || seg.wnd != next.wnd ||
-		seg.opts.NumSACK != 0 || next.opts.NumSACK != 0 ||
-		seg.opts.HasTimestamps != next.opts.HasTimestamps ||
-		(seg.opts.HasTimestamps && int32(next.opts.TSVal-seg.opts.TSVal) < 0) ||
-		seg.payloadLen+next.payloadLen > 65535 {
-		return false
+// batchFlush is a Conn seen as the work it deferred to a batch's end.
+type batchFlush Conn
+
+// FlushBatch implements proto.BatchFlusher.
+func (f *batchFlush) FlushBatch() {
+	c := (*Conn)(f)
+	c.mu.Lock()
+	if !c.inBatch {
+		// Done already, with the batch's last frame.
+		c.mu.Unlock()
+		return
 	}
-	seg.pkt.Concat(next.pkt)
-	next.pkt = nil
-	seg.payloadLen += next.payloadLen
-	seg.flags |= next.flags
-	seg.opts.TSVal, seg.opts.TSEcr = next.opts.TSVal, next.opts.TSEcr
-	c.measureRcvMSS(next.payloadLen)
-	c.p.stats.GROSegs.Inc()
-	c.stats.segsIn++
-	return true
+	c.inBatch = false
+	c.nowCache = c.p.clk.Now()
+	c.finishInput()
+	c.nowCache = time.Time{}
+	c.unlock()
 }
 
 // input runs one segment through the state machine. It releases the
@@ -103,9 +91,6 @@ func (c *Conn) input(seg *segment) {
 
 // finishInput sends what the segments allowed and the ACK they call for.
 func (c *Conn) finishInput() {
-	if c.batching {
-		return
-	}
 	if c.dataState() {
 		c.output()
 	}

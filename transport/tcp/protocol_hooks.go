@@ -58,7 +58,6 @@ type connStats struct {
 	ICMPIgnored       stats.Counter // ICMP errors quoting a sequence out of range
 	TimeWaitReused    stats.Counter // TIME-WAIT ended early by a new SYN (RFC 6191)
 	RcvBufGrowth      stats.Counter // receive buffer auto-tuning steps
-	GROSegs           stats.Counter // segments merged by receive coalescing
 	SlowPathChecksums stats.Counter // segments checksummed in software
 }
 
@@ -89,7 +88,7 @@ func (s *connStats) visit(prefix string, v stats.Visitor) {
 		{"abort_on_data", &s.AbortOnData}, {"abort_on_close", &s.AbortOnClose},
 		{"abort_on_linger", &s.AbortOnLinger}, {"pmtu_updates", &s.PMTUUpdates},
 		{"icmp_ignored", &s.ICMPIgnored}, {"time_wait_reused", &s.TimeWaitReused},
-		{"rcvbuf_growth", &s.RcvBufGrowth}, {"gro_segs", &s.GROSegs},
+		{"rcvbuf_growth", &s.RcvBufGrowth},
 		{"sw_checksums", &s.SlowPathChecksums},
 	} {
 		v(prefix+c.name, c.c.Load())

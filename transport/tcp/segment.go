@@ -6,6 +6,7 @@ import (
 
 	"ustack/buf"
 	"ustack/internal/seqnum"
+	"ustack/proto"
 	"ustack/wire"
 )
 
@@ -43,6 +44,9 @@ type segment struct {
 	// ttl and tos from the IP header; ifIndex of the interface.
 	ttl, tos uint8
 	ifIndex  int
+	// batch is the received batch the segment arrived in, or nil: the
+	// connection leaves its ACK decision to the batch's end.
+	batch *proto.Batch
 }
 
 // seqLen is the sequence space the segment takes: data, plus one each for

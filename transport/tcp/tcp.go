@@ -465,7 +465,7 @@ func (p *Protocol) HandlePacket(info proto.PacketInfo, pkt *buf.Packet) proto.Ve
 		},
 		seq: seqnum.Value(t.Seq()), ack: seqnum.Value(t.Ack()),
 		flags: flags, wnd: t.Window(), urg: t.Urgent(), opts: opts,
-		ttl: info.TTL, tos: info.TOS, ifIndex: info.IfIndex,
+		ttl: info.TTL, tos: info.TOS, ifIndex: info.IfIndex, batch: info.Batch,
 	}
 	if flags&wire.TCPFlagRST != 0 {
 		p.stats.InRsts.Inc()
