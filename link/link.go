@@ -121,7 +121,10 @@ type Endpoint interface {
 type Dispatcher interface {
 	// DeliverBatch takes ownership of every packet in pkts (not of the
 	// slice, which the driver reuses once the call returns). A driver calls
-	// it from one goroutine at a time per endpoint, in arrival order.
+	// it from one goroutine at a time per receive queue, in arrival order.
+	// A driver configured with several receive queues (multi-queue pipe,
+	// loopback or TAP) calls it from as many goroutines at once; it keeps
+	// the frames of one flow on one queue, so each flow stays in order.
 	DeliverBatch(ep Endpoint, pkts []*buf.Packet)
 }
 

@@ -26,11 +26,14 @@ type Interface struct {
 	index int
 	name  string
 	ep    link.Endpoint
-	mac   wire.MAC
-	mtu   atomic.Int64
-	up    atomic.Bool
-	addrs atomic.Pointer[[]netip.Prefix]
-	neigh *neigh.Cache // nil on IP links
+	typ   link.Type // ep's, fixed
+	// loopback: ep has link.CapLoopback (fixed).
+	loopback bool
+	mac      wire.MAC
+	mtu      atomic.Int64
+	up       atomic.Bool
+	addrs    atomic.Pointer[[]netip.Prefix]
+	neigh    *neigh.Cache // nil on IP links
 
 	counters proto.Counters // "if.NAME.eth.": framing and demux
 	writes   sync.Pool      // *[1]*buf.Packet, to write one packet without allocating
@@ -51,7 +54,8 @@ func (s *Stack) AddInterface(name string, ep link.Endpoint) (*Interface, error) 
 		return nil, fmt.Errorf("stack: interface %q: %w", name, ErrExists)
 	}
 	s.nextIndex++
-	ifc := &Interface{s: s, index: s.nextIndex, name: name, ep: ep, mac: ep.HardwareAddr()}
+	ifc := &Interface{s: s, index: s.nextIndex, name: name, ep: ep, typ: ep.Type(),
+		loopback: ep.Capabilities().Has(link.CapLoopback), mac: ep.HardwareAddr()}
 	ifc.mtu.Store(int64(ep.MTU()))
 	ifc.addrs.Store(&[]netip.Prefix{})
 	ifc.writes.New = func() any { return new([1]*buf.Packet) }
@@ -300,28 +304,49 @@ func (ifc *Interface) Neighbors() []neigh.Entry {
 func (ifc *Interface) NeighborCache() *neigh.Cache { return ifc.neigh }
 
 // DeliverBatch receives frames from the link (link.Dispatcher). It takes
-// ownership of every packet and carries each up the stack inline.
+// ownership of every packet and carries each up the stack inline. A
+// multi-queue link calls it from several goroutines at once: nothing
+// here is shared between calls but atomic counters, added to once per
+// batch rather than per frame so that the queues' cores meet on them
+// less.
 func (ifc *Interface) DeliverBatch(_ link.Endpoint, pkts []*buf.Packet) {
+	c := &ifc.counters
+	n := 0
 	for _, pkt := range pkts {
-		ifc.receive(pkt)
+		n += pkt.Len()
 	}
+	c.InPackets.Add(uint64(len(pkts)))
+	c.InBytes.Add(uint64(n))
+	// The batch goes up with its frames: transports leave per-batch work
+	// (TCP's ACK decision) to its end, which is here.
+	batch := proto.GetBatch()
+	delivered := 0
+	for i, pkt := range pkts {
+		batch.SetLeft(len(pkts) - 1 - i)
+		if ifc.receive(pkt, batch) {
+			delivered++
+		}
+	}
+	batch.Flush()
+	proto.PutBatch(batch)
+	c.Delivered.Add(uint64(delivered))
 }
 
-func (ifc *Interface) receive(pkt *buf.Packet) {
-	c := &ifc.counters
-	c.InPackets.Inc()
-	c.InBytes.Add(uint64(pkt.Len()))
+// receive carries one frame of batch up to its network protocol, or drops
+// it (counted); it reports whether the frame was handed up. It takes
+// ownership of pkt.
+func (ifc *Interface) receive(pkt *buf.Packet, batch *proto.Batch) bool {
 	if !ifc.up.Load() {
 		ifc.drop(pkt, proto.DropInterfaceDown)
-		return
+		return false
 	}
 	pkt.IfIndex = ifc.index
 	var et wire.EtherType
-	if ifc.ep.Type() == link.TypeIP {
+	if ifc.typ == link.TypeIP {
 		b := pkt.Pullup(1)
 		if b == nil {
 			ifc.drop(pkt, proto.DropTruncated)
-			return
+			return false
 		}
 		switch b[0] >> 4 {
 		case 4:
@@ -330,9 +355,9 @@ func (ifc *Interface) receive(pkt *buf.Packet) {
 			et = wire.EtherTypeIPv6
 		default:
 			ifc.drop(pkt, proto.DropBadVersion)
-			return
+			return false
 		}
-		if ifc.ep.Capabilities().Has(link.CapLoopback) {
+		if ifc.loopback {
 			pkt.Flags |= buf.FlagLoopback
 		}
 	} else {
@@ -340,7 +365,7 @@ func (ifc *Interface) receive(pkt *buf.Packet) {
 		e, err := wire.ParseEthernet(b)
 		if err != nil {
 			ifc.drop(pkt, proto.DropTruncated)
-			return
+			return false
 		}
 		dst := e.Dst()
 		switch {
@@ -350,11 +375,11 @@ func (ifc *Interface) receive(pkt *buf.Packet) {
 			pkt.Flags |= buf.FlagLinkMulticast
 		case dst != ifc.mac:
 			ifc.drop(pkt, proto.DropNotForUs)
-			return
+			return false
 		}
 		if e.Src() == ifc.mac {
 			ifc.drop(pkt, proto.DropBadSource) // our own frame reflected back
-			return
+			return false
 		}
 		et = e.Type()
 		pkt.LinkHeader = e[:wire.EthernetHeaderLen]
@@ -365,10 +390,14 @@ func (ifc *Interface) receive(pkt *buf.Packet) {
 		// VLAN-tagged frames land here too: this stack has no VLAN
 		// interfaces yet.
 		ifc.drop(pkt, proto.DropUnknownProtocol)
-		return
+		return false
 	}
-	c.Delivered.Inc()
-	np.HandlePacket(ifc, pkt)
+	if bp, ok := np.(proto.BatchNetworkProtocol); ok {
+		bp.HandlePacketBatch(ifc, pkt, batch)
+	} else {
+		np.HandlePacket(ifc, pkt)
+	}
+	return true
 }
 
 func (ifc *Interface) drop(pkt *buf.Packet, r proto.DropReason) {

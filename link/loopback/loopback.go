@@ -2,15 +2,17 @@
 // to the same stack, as on a BSD lo0.
 //
 // It sits in the link layer. It owns one bounded queue and one reader
-// goroutine (link/internal/memlink). It carries bare IP packets
-// (link.TypeIP), has no hardware address and does not look inside packets.
+// goroutine (link/internal/memlink), or several with NewQueues. It carries
+// bare IP packets (link.TypeIP), has no hardware address and looks inside
+// packets only to spread flows over several queues.
 //
 // Pipeline:
 //
-//	WriteBatch ──(length check)──▶ queue (bounded; full: drop) ──▶
-//	reader goroutine ──(batches of ≤ link.MaxBatch)──▶ Dispatcher
+//	WriteBatch ──(length check)──(flow hash, if several queues)──▶
+//	queue i (bounded; full: drop) ──▶ reader goroutine i ──(batches of
+//	≤ link.MaxBatch)──▶ Dispatcher
 //
-// The packets come back on the reader goroutine, never on the writer's, so
+// The packets come back on a reader goroutine, never on the writer's, so
 // the stack can send on loopback from inside its own receive path.
 package loopback
 
@@ -41,14 +43,30 @@ type Endpoint struct {
 
 // New returns a loopback endpoint with the given MTU (DefaultMTU if mtu <=
 // 0) and starts its reader goroutine, which runs until Close.
-func New(mtu int) *Endpoint {
+func New(mtu int) *Endpoint { return NewQueues(mtu, 1) }
+
+// NewQueues is New with the given number of receive queues (at most 64),
+// each with its own reader goroutine, so that loopback flows are carried
+// up the stack on several cores at once. Packets are spread by a
+// symmetric hash of their addresses and ports (link/pipe.QueueOf), so the
+// two directions of a connection, and each flow's order, keep to one
+// queue; packets of other protocols hash by address. With more than one
+// queue the Dispatcher is called from that many goroutines at once.
+func NewQueues(mtu, queues int) *Endpoint {
 	if mtu <= 0 {
 		mtu = DefaultMTU
 	}
 	e := &Endpoint{mtu: mtu}
-	e.q = memlink.New(e, &e.stats, queueLen, prepare)
+	e.q = memlink.NewConfig(e, &e.stats, memlink.Config{Len: queueLen, Queues: queues, Type: link.TypeIP}, prepare)
 	return e
 }
+
+// NumRxQueues is the number of receive queues.
+func (e *Endpoint) NumRxQueues() int { return e.q.NumQueues() }
+
+// RxQueuePackets is the number of packets receive queue i has delivered.
+// It panics if i is out of range.
+func (e *Endpoint) RxQueuePackets(i int) uint64 { return e.q.QueuePackets(i) }
 
 // Name is "lo".
 func (e *Endpoint) Name() string { return "lo" }

@@ -1,19 +1,23 @@
 // Package pipe is an in-memory link: two connected link.Endpoints, like a
 // veth pair, for tests and in-process topologies.
 //
-// It sits in the link layer. It owns the two endpoints, each with a
-// bounded receive queue and a reader goroutine (link/internal/memlink). It
+// It sits in the link layer. It owns the two endpoints, each with one or
+// more bounded receive queues and a reader goroutine per queue
+// (link/internal/memlink). It
 // does not parse frames (beyond the length check an Ethernet or IP device
 // does), segment large packets, complete checksums or impair traffic (wrap
 // an endpoint in link/fault for that).
 //
 // Pipeline, for each direction:
 //
-//	a.WriteBatch ──(length check)──▶ b's queue (bounded; full: drop) ──▶
-//	b's reader goroutine ──(batches of ≤ link.MaxBatch)──▶ b's Dispatcher
+//	a.WriteBatch ──(length check)──(flow hash, Config.Queues > 1)──▶
+//	b's receive queue i (bounded; full: drop) ──▶ b's reader goroutine i
+//	──(batches of ≤ link.MaxBatch)──▶ b's Dispatcher
 //
 // A receive never runs on the sender's goroutine, so a dispatcher may write
-// back into the pipe from DeliverBatch without re-entering itself.
+// back into the pipe from DeliverBatch without re-entering itself. With
+// several receive queues, b's Dispatcher runs on several goroutines at
+// once; each flow keeps to one queue and so to its order.
 package pipe
 
 import (
@@ -45,8 +49,26 @@ type Config struct {
 	Seed uint32
 	// QueueLen bounds each side's receive queue, in frames; default 512.
 	// A frame written while the peer's queue is full is dropped and
-	// counted in the writer's TxDrops.
+	// counted in the writer's TxDrops. With several queues, each has this
+	// bound.
 	QueueLen int
+	// Queues is the number of receive queues on each side (0 or 1: one;
+	// at most 64), each drained by its own reader goroutine, like the
+	// receive queues of a NIC with receive-side scaling: the writer
+	// hashes each frame's flow (IPv4/IPv6 addresses and TCP/UDP ports,
+	// symmetric; see QueueOf) to pick the queue, so one flow stays in
+	// order on one queue while different flows are received on
+	// different cores. Frames that are not IP go to queue 0. With more
+	// than one queue the receiving side's Dispatcher is called from that
+	// many goroutines at once.
+	//
+	// The default is one queue, as on a veth pair: a pipe is mostly a
+	// test fixture, where one reader keeps delivery across flows in
+	// write order and costs one goroutine per side, and an in-process
+	// topology of many stacks gains nothing from more readers than
+	// cores. Set it to runtime.GOMAXPROCS(0) (or the number of busy
+	// flows, if smaller) to spread a many-flow load over the cores.
+	Queues int
 	// Offloads are the offload capabilities both sides advertise
 	// (CapTxChecksum, CapRxChecksum, CapTSO4, CapTSO6, CapUSO, CapRxGSO;
 	// others are ignored). The pipe carries buf.Offload across unchanged,
@@ -125,7 +147,9 @@ func newEndpoint(cfg Config, name string, mac wire.MAC) *Endpoint {
 		mac:  mac,
 		caps: cfg.Offloads & offloadCaps,
 	}
-	e.rx = memlink.New(e, &e.stats, cfg.QueueLen, func(p *buf.Packet) { resetMeta(p, e.caps) })
+	e.rx = memlink.NewConfig(e, &e.stats,
+		memlink.Config{Len: cfg.QueueLen, Queues: cfg.Queues, Type: cfg.Type},
+		func(p *buf.Packet) { resetMeta(p, e.caps) })
 	return e
 }
 
@@ -149,6 +173,22 @@ func (e *Endpoint) HeaderRoom() int { return 0 }
 
 // LinkStats returns the endpoint's counters.
 func (e *Endpoint) LinkStats() *link.Stats { return &e.stats }
+
+// NumRxQueues is the number of receive queues (Config.Queues).
+func (e *Endpoint) NumRxQueues() int { return e.rx.NumQueues() }
+
+// RxQueuePackets is the number of frames receive queue i has delivered
+// (ethtool's rx_queue_<i>_packets). It panics if i is out of range.
+func (e *Endpoint) RxQueuePackets(i int) uint64 { return e.rx.QueuePackets(i) }
+
+// QueueOf returns the receive queue, in [0, queues), on which a pipe of
+// framing t with that many queues puts frame: a symmetric hash of the
+// IPv4 or IPv6 addresses, and of the ports for TCP, UDP, UDP-Lite and SCTP
+// (not for fragments or behind IPv6 extension headers); 0 for frames
+// that are not IP. It reads only the headers and does not allocate.
+func QueueOf(frame []byte, t link.Type, queues int) int {
+	return memlink.QueueOf(frame, t, queues)
+}
 
 // Peer returns the other side.
 func (e *Endpoint) Peer() *Endpoint { return e.peer }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -356,30 +357,54 @@ func TestCloseDropsQueued(t *testing.T) {
 	})
 }
 
+// readers counts the goroutines running a memlink reader.
+func readers() int {
+	b := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(b, true)
+		if n < len(b) {
+			return strings.Count(string(b[:n]), "memlink.(*Queue).reader(")
+		}
+		b = make([]byte, 2*len(b))
+	}
+}
+
 // TestNoGoroutineLeak checks outside a bubble that Close ends the readers.
+// It counts reader goroutines by their stacks: readers of earlier tests
+// (or of an earlier -count round) may still be returning, so it waits a
+// bounded time for the count to fall to its target.
 func TestNoGoroutineLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
+	settle := func(want func(int) bool) int {
+		deadline := time.Now().Add(5 * time.Second)
+		n := readers()
+		for !want(n) && time.Now().Before(deadline) {
+			runtime.Gosched()
+			n = readers()
+		}
+		return n
+	}
+	settle(func(n int) bool { return n == 0 })
 	var eps []*Endpoint
 	for range 10 {
-		a, b := New(Config{})
+		a, b := New(Config{Queues: 1 + len(eps)%3})
 		a.Attach(&recorder{})
 		write(t, b, frame(0, 60))
 		eps = append(eps, a, b)
 	}
-	if runtime.NumGoroutine() < before+20 {
-		t.Fatalf("%d goroutines after starting 20 readers, had %d", runtime.NumGoroutine(), before)
+	want := 0
+	for _, ep := range eps {
+		want += ep.NumRxQueues()
 	}
+	// A reader not yet scheduled shows no reader frame.
+	n := settle(func(n int) bool { return n >= want })
 	for _, ep := range eps {
 		ep.Close()
 	}
-	// Close waits for the readers, but goroutines of earlier tests in this
-	// process may still be ending: give the count a bounded time to settle.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		runtime.Gosched()
+	if n < want {
+		t.Errorf("%d reader goroutines after starting %d", n, want)
 	}
-	if after := runtime.NumGoroutine(); after > before {
-		t.Errorf("%d goroutines after Close, want at most %d", after, before)
+	if n := settle(func(n int) bool { return n == 0 }); n != 0 {
+		t.Errorf("%d reader goroutines after Close, want 0", n)
 	}
 }
 

@@ -73,12 +73,17 @@ type queued struct {
 	pkt *buf.Packet
 }
 
-// entry is one neighbour. All fields but confirmed are guarded by the
-// cache's mu (written under the write lock, read under either).
+// entry is one neighbour. All fields but addr, confirmed and word are
+// guarded by the cache's mu (written under the write lock, read under
+// either); addr never changes.
 type entry struct {
-	addr     netip.Addr
-	mac      wire.MAC
-	state    State
+	addr  netip.Addr
+	mac   wire.MAC
+	state State
+	// word is state and mac packed (pack) for Output's lock-free path;
+	// written with them, under the write lock (publish). A removed entry
+	// reads None.
+	word     atomic.Uint64
 	isRouter bool
 	updated  time.Time
 	// confirmed is the last reachability confirmation, in nanoseconds since
@@ -97,13 +102,21 @@ type entry struct {
 }
 
 // Cache is the neighbour cache of one interface. It is safe for concurrent
-// use. Lookups of usable entries (the hot path of Output) take only a read
-// lock.
+// use. Output to an entry that needs no state change (the hot path of
+// every packet sent) takes no lock: it finds the entry in a small array of
+// recently used entries (hot) and reads its state and address in one
+// atomic load, so senders on different cores do not meet on a lock.
+// Other lookups take the read lock.
 type Cache struct {
 	clk   clock.Clock
 	r     Resolver
 	s     Sender
 	epoch time.Time
+
+	// hot holds recently used entries by hash of their address; a slot
+	// may name a removed entry (its word reads None) or be overwritten
+	// by another address at any time.
+	hot [hotSlots]atomic.Pointer[entry]
 
 	mu        sync.RWMutex
 	cfg       Config
@@ -158,19 +171,75 @@ func (c *Cache) Clock() clock.Clock { return c.clk }
 // calls the Sender or the Resolver with the lock held.
 func (c *Cache) Output(target netip.Addr, et wire.EtherType, pkt *buf.Packet) {
 	k := key(target)
-	c.mu.RLock()
-	if e := c.entries[k]; e != nil && !c.closed {
-		switch e.state {
-		case Reachable, Delay, Probe, Permanent:
-			mac := e.mac
-			c.mu.RUnlock()
+	slot := &c.hot[hotIndex(k)]
+	if e := slot.Load(); e != nil && e.addr == k {
+		if st, mac := unpack(e.word.Load()); sendsAsIs(st) {
 			c.s.SendResolved(mac, et, pkt)
 			return
 		}
 	}
+	c.mu.RLock()
+	if e := c.entries[k]; e != nil && !c.closed && sendsAsIs(e.state) {
+		mac := e.mac
+		c.mu.RUnlock()
+		slot.Store(e)
+		c.s.SendResolved(mac, et, pkt)
+		return
+	}
 	c.mu.RUnlock()
 	c.outputSlow(k, et, pkt)
 }
+
+// sendsAsIs reports whether Output sends to an entry in state st without
+// changing it: every usable state but Stale, whose first use starts Delay.
+func sendsAsIs(st State) bool {
+	switch st {
+	case Reachable, Delay, Probe, Permanent:
+		return true
+	}
+	return false
+}
+
+// hotSlots is the size of Cache.hot: a power of two, enough for the
+// next hops a host sends to at once (a router, a few on-link peers).
+const hotSlots = 16
+
+// hotIndex is the slot of address k in Cache.hot.
+func hotIndex(k netip.Addr) int {
+	var x uint64
+	if k.Is4() {
+		a := k.As4()
+		x = uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
+	} else {
+		a := k.As16()
+		for _, b := range a[8:] {
+			x = x<<8 | uint64(b)
+		}
+	}
+	return int(x * 0x9e3779b97f4a7c15 >> 60) // Fibonacci hashing: top 4 bits
+}
+
+// pack and unpack put an entry's state and link address in one word.
+func pack(st State, mac wire.MAC) uint64 {
+	w := uint64(st)
+	for _, b := range mac {
+		w = w<<8 | uint64(b)
+	}
+	return w
+}
+
+func unpack(w uint64) (State, wire.MAC) {
+	var mac wire.MAC
+	for i := len(mac) - 1; i >= 0; i-- {
+		mac[i] = byte(w)
+		w >>= 8
+	}
+	return State(w), mac
+}
+
+// publish makes e's state and mac visible to Output's lock-free path.
+// Called with the write lock held, after every change of either.
+func (e *entry) publish() { e.word.Store(pack(e.state, e.mac)) }
 
 func (c *Cache) outputSlow(k netip.Addr, et wire.EtherType, pkt *buf.Packet) {
 	c.mu.Lock()
@@ -197,6 +266,7 @@ func (c *Cache) outputSlow(k netip.Addr, et wire.EtherType, pkt *buf.Packet) {
 		// RFC 4861 §7.3.3: the first packet to a Stale entry starts
 		// the delay before probing.
 		e.state = Delay
+		e.publish()
 		e.updated = now
 		c.arm(e, now, c.cfg.DelayFirstProbe)
 		mac := e.mac
@@ -237,6 +307,7 @@ func (c *Cache) enqueue(e *entry, et wire.EtherType, pkt *buf.Packet) {
 func (c *Cache) startResolve(e *entry, now time.Time, a *action) {
 	e.state = Incomplete
 	e.mac = wire.MAC{}
+	e.publish()
 	e.updated = now
 	e.probes = 0
 	if !e.lastSolicit.IsZero() {
@@ -296,6 +367,9 @@ func (c *Cache) evictOne() bool {
 // remove deletes e, stopping its timer and releasing its queue.
 func (c *Cache) remove(e *entry) {
 	delete(c.entries, e.addr)
+	e.state, e.mac = None, wire.MAC{}
+	e.publish()
+	c.hot[hotIndex(e.addr)].CompareAndSwap(e, nil)
 	if e.state != Permanent {
 		c.dynamic--
 	}
@@ -432,6 +506,7 @@ func (c *Cache) Confirm(target netip.Addr) {
 
 func (c *Cache) toReachable(e *entry, now time.Time) {
 	e.state = Reachable
+	e.publish()
 	e.updated = now
 	e.probes = 0
 	e.confirmed.Store(int64(now.Sub(c.epoch)))
@@ -440,6 +515,7 @@ func (c *Cache) toReachable(e *entry, now time.Time) {
 
 func (c *Cache) toStale(e *entry, now time.Time) {
 	e.state = Stale
+	e.publish()
 	e.updated = now
 	e.probes = 0
 	c.arm(e, now, c.cfg.GCStaleTime)
@@ -513,6 +589,7 @@ func (c *Cache) AddStatic(target netip.Addr, mac wire.MAC) error {
 		a.send, e.queue = e.queue, nil
 	}
 	e.mac, e.state, e.updated, e.probes, e.isRouter = mac, Permanent, now, 0, false
+	e.publish()
 	a.mac = mac
 	c.mu.Unlock()
 	c.run(&a)

@@ -103,6 +103,7 @@ func (c *Cache) fire(e *entry) {
 		// RFC 4861 §7.3.3: no confirmation within DELAY_FIRST_PROBE_TIME:
 		// probe by unicast.
 		e.state = Probe
+		e.publish()
 		e.updated = now
 		e.probes = 0
 		c.solicit(e, now, e.mac, &a)
@@ -125,6 +126,7 @@ func (c *Cache) fire(e *entry) {
 func (c *Cache) fail(e *entry, now time.Time, a *action) {
 	e.state = Failed
 	e.mac = wire.MAC{}
+	e.publish()
 	e.updated = now
 	e.probes = 0
 	c.st.failed.Inc()

@@ -2,20 +2,24 @@
 // link/loopback): the receive side of a link whose frames never leave the
 // process.
 //
-// It sits in the link layer, under the drivers. A Queue owns a bounded FIFO
-// of frames, the reader goroutine that drains it and the attached
-// dispatcher. It does not decide which frames a link carries (the driver
-// passes that test to Push), name or describe the endpoint, or touch a
-// frame's bytes.
+// It sits in the link layer, under the drivers. A Queue owns one or more
+// bounded FIFOs of frames (receive queues), the reader goroutine that
+// drains each, and the attached dispatcher. It does not decide which
+// frames a link carries (the driver passes that test to Push), name or
+// describe the endpoint, or change a frame's bytes; it reads a frame's
+// headers only to pick its queue when there are several (hash.go).
 //
 // Pipeline:
 //
-//	Push ──(fits?)──▶ queue (bounded; full or closed: drop) ──▶
-//	reader goroutine ──(batches of ≤ link.MaxBatch; prepare)──▶ Dispatcher
+//	Push ──(fits?)──(flow hash, when queues > 1)──▶ receive queue i
+//	(bounded; full or closed: drop) ──▶ reader goroutine i ──(batches of
+//	≤ link.MaxBatch; prepare)──▶ Dispatcher
 //
-// Frames are delivered on the reader goroutine, never on the writer's, so a
-// dispatcher may write into the link from DeliverBatch without re-entering
-// itself.
+// Frames are delivered on the reader goroutines, never on the writer's, so
+// a dispatcher may write into the link from DeliverBatch without
+// re-entering itself. With several queues the dispatcher is called from
+// several goroutines at once, one per queue; frames of one flow always
+// take the same queue and so arrive in the order they were pushed.
 package memlink
 
 import (
@@ -23,49 +27,96 @@ import (
 	"sync/atomic"
 
 	"ustack/buf"
+	"ustack/internal/stats"
 	"ustack/link"
 )
 
-// Queue is the receive side of an in-memory link endpoint. Its methods are
-// safe for concurrent use.
+// MaxQueues is the most receive queues a Queue has.
+const MaxQueues = 64
+
+// Config shapes a Queue.
+type Config struct {
+	// Len bounds each receive queue, in frames.
+	Len int
+	// Queues is the number of receive queues, each with its own reader
+	// goroutine; 0 or 1 is one, more than MaxQueues is MaxQueues. With
+	// more than one, frames are spread by flow (QueueOf) and the
+	// dispatcher is called from that many goroutines at once.
+	Queues int
+	// Type is the framing of the frames, for the flow hash.
+	Type link.Type
+}
+
+// Queue is the receive side of an in-memory link endpoint: one or more
+// receive queues (rxq), each a bounded FIFO drained by its own reader
+// goroutine. Its methods are safe for concurrent use.
 type Queue struct {
 	ep      link.Endpoint     // handed to the dispatcher
 	stats   *link.Stats       // the receiving endpoint's counters
 	prepare func(*buf.Packet) // readies a frame for delivery
+	typ     link.Type
 
-	disp atomic.Pointer[dispatcher]
+	disp   atomic.Pointer[dispatcher]
+	closed atomic.Bool // set first thing by Close
+	rxqs   []rxq
+	done   chan struct{} // closed by Close
+}
 
+// rxq is one receive queue and its reader.
+type rxq struct {
 	// mu guards ring and closed.
 	mu     sync.Mutex
 	ring   ring
 	closed bool
 
-	notify chan struct{} // wakes the reader; capacity 1
-	done   chan struct{} // closed by Close
-	exited chan struct{} // closed when the reader returns
+	notify  chan struct{} // wakes the reader; capacity 1
+	exited  chan struct{} // closed when the reader returns
+	packets stats.Counter // frames handed to the dispatcher
+
+	// Keep each queue's lock and counter on cache lines of its own: the
+	// queues are used from different cores.
+	_ [64]byte
 }
 
 type dispatcher struct{ d link.Dispatcher }
 
-// New returns an empty queue of n frames for ep and starts its reader
-// goroutine, which runs until Close. The reader hands frames to the
+// New returns an empty single queue of n frames for ep; see NewConfig.
+func New(ep link.Endpoint, stats *link.Stats, n int, prepare func(*buf.Packet)) *Queue {
+	return NewConfig(ep, stats, Config{Len: n}, prepare)
+}
+
+// NewConfig returns empty receive queues for ep and starts their reader
+// goroutines, which run until Close. Each reader hands frames to the
 // attached dispatcher as coming from ep, in batches of up to
 // link.MaxBatch, after calling prepare on each; it counts them in stats
 // (RxPackets and RxBytes; RxDrops for frames that arrive while detached or
 // are still queued at Close).
-func New(ep link.Endpoint, stats *link.Stats, n int, prepare func(*buf.Packet)) *Queue {
+func NewConfig(ep link.Endpoint, stats *link.Stats, cfg Config, prepare func(*buf.Packet)) *Queue {
+	n := min(max(cfg.Queues, 1), MaxQueues)
 	q := &Queue{
 		ep:      ep,
 		stats:   stats,
 		prepare: prepare,
-		ring:    ring{buf: make([]*buf.Packet, n)},
-		notify:  make(chan struct{}, 1),
+		typ:     cfg.Type,
+		rxqs:    make([]rxq, n),
 		done:    make(chan struct{}),
-		exited:  make(chan struct{}),
 	}
-	go q.reader()
+	for i := range q.rxqs {
+		r := &q.rxqs[i]
+		r.ring = ring{buf: make([]*buf.Packet, cfg.Len)}
+		r.notify = make(chan struct{}, 1)
+		r.exited = make(chan struct{})
+		go q.reader(r)
+	}
 	return q
 }
+
+// NumQueues is the number of receive queues.
+func (q *Queue) NumQueues() int { return len(q.rxqs) }
+
+// QueuePackets is the number of frames receive queue i has handed to the
+// dispatcher.
+func (q *Queue) QueuePackets(i int) uint64 { return q.rxqs[i].packets.Load() }
 
 // Attach makes d receive the queued frames; nil detaches (frames are then
 // dropped). It does not wait for a batch being delivered to the previous
@@ -78,33 +129,64 @@ func (q *Queue) Attach(d link.Dispatcher) {
 	q.disp.Store(&dispatcher{d})
 }
 
-// Push queues the frames of pkts that fits accepts and wakes the reader.
-// It takes ownership of every packet in pkts (not of the slice) and
-// returns how many it queued. It counts in tx, the writer's counters:
-// TxErrors for frames fits refuses, TxDrops for frames that find the queue
-// full or closed, TxPackets and TxBytes for the frames queued.
+// Push queues the frames of pkts that fits accepts, each on the receive
+// queue of its flow, and wakes the readers. It takes ownership of every
+// packet in pkts (not of the slice) and returns how many it queued. It
+// counts in tx, the writer's counters: TxErrors for frames fits refuses,
+// TxDrops for frames that find their queue full or closed, TxPackets and
+// TxBytes for the frames queued. It does not allocate.
 func (q *Queue) Push(pkts []*buf.Packet, fits func(*buf.Packet) bool, tx *link.Stats) int {
 	sent, bytes := 0, 0
-	q.mu.Lock()
+	var woken uint64 // bit i: queue i needs waking
+	var r *rxq       // the queue whose lock is held
 	for _, p := range pkts {
-		switch {
-		case !fits(p):
+		if !fits(p) {
 			tx.TxErrors.Inc()
 			p.Release()
-		case q.closed || !q.ring.push(p):
+			continue
+		}
+		i := 0
+		if len(q.rxqs) > 1 {
+			i = queueOf(p, q.typ, len(q.rxqs))
+		}
+		// Frames of one write usually belong to one flow: the lock
+		// changes hands only when the queue does.
+		if next := &q.rxqs[i]; next != r {
+			if r != nil {
+				r.mu.Unlock()
+			}
+			r = next
+			r.mu.Lock()
+		}
+		wasEmpty := r.ring.size == 0
+		if r.closed || !r.ring.push(p) {
 			tx.TxDrops.Inc()
 			p.Release()
-		default:
-			sent++
-			bytes += p.Len()
+			continue
+		}
+		sent++
+		bytes += p.Len()
+		if wasEmpty {
+			// A reader drains its queue until it finds it empty (under
+			// mu), so only the frame that ends an empty spell needs to
+			// wake it.
+			woken |= 1 << i
 		}
 	}
-	q.mu.Unlock()
+	if r != nil {
+		r.mu.Unlock()
+	}
 	if sent > 0 {
 		tx.TxPackets.Add(uint64(sent))
 		tx.TxBytes.Add(uint64(bytes))
+	}
+	for i := 0; woken != 0; i++ {
+		if woken&(1<<i) == 0 {
+			continue
+		}
+		woken &^= 1 << i
 		select {
-		case q.notify <- struct{}{}:
+		case q.rxqs[i].notify <- struct{}{}:
 		default:
 		}
 	}
@@ -112,50 +194,50 @@ func (q *Queue) Push(pkts []*buf.Packet, fits func(*buf.Packet) bool, tx *link.S
 }
 
 // Closed reports whether Close has been called.
-func (q *Queue) Closed() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.closed
-}
+func (q *Queue) Closed() bool { return q.closed.Load() }
 
-// Close detaches, stops the reader, drops what is queued and waits until no
-// batch is being delivered. Closing twice returns link.ErrClosed. It must
-// not be called from the dispatcher (it would wait for itself).
+// Close detaches, stops the readers, drops what is queued and waits until
+// no batch is being delivered. Closing twice returns link.ErrClosed. It
+// must not be called from the dispatcher (it would wait for itself).
 func (q *Queue) Close() error {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
+	if q.closed.Swap(true) {
 		return link.ErrClosed
 	}
-	q.closed = true
-	q.mu.Unlock()
+	for i := range q.rxqs {
+		r := &q.rxqs[i]
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+	}
 	q.disp.Store(nil)
 	close(q.done)
-	<-q.exited
+	for i := range q.rxqs {
+		<-q.rxqs[i].exited
+	}
 	return nil
 }
 
-// pop moves up to link.MaxBatch frames from the queue into dst.
-func (q *Queue) pop(dst []*buf.Packet) []*buf.Packet {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.ring.pop(dst, link.MaxBatch)
+// pop moves up to link.MaxBatch frames from r into dst.
+func (r *rxq) pop(dst []*buf.Packet) []*buf.Packet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ring.pop(dst, link.MaxBatch)
 }
 
-// reader moves frames from the queue to the dispatcher, a batch at a time,
-// until Close; then it drops what is left.
-func (q *Queue) reader() {
-	defer close(q.exited)
+// reader moves frames from r to the dispatcher, a batch at a time, until
+// Close; then it drops what is left.
+func (q *Queue) reader(r *rxq) {
+	defer close(r.exited)
 	batch := make([]*buf.Packet, 0, link.MaxBatch)
 	for {
 		stop := false
 		select {
-		case <-q.notify:
+		case <-r.notify:
 		case <-q.done:
 			stop = true
 		}
 		for {
-			batch = q.pop(batch[:0])
+			batch = r.pop(batch[:0])
 			if len(batch) == 0 {
 				break
 			}
@@ -163,7 +245,7 @@ func (q *Queue) reader() {
 				q.stats.RxDrops.Add(uint64(len(batch)))
 				link.ReleaseAll(batch, 0)
 			} else {
-				q.deliver(batch)
+				q.deliver(r, batch)
 			}
 			clear(batch)
 		}
@@ -174,7 +256,7 @@ func (q *Queue) reader() {
 }
 
 // deliver hands batch to the dispatcher, or drops it when detached.
-func (q *Queue) deliver(batch []*buf.Packet) {
+func (q *Queue) deliver(r *rxq, batch []*buf.Packet) {
 	d := q.disp.Load()
 	if d == nil {
 		q.stats.RxDrops.Add(uint64(len(batch)))
@@ -186,6 +268,7 @@ func (q *Queue) deliver(batch []*buf.Packet) {
 		n += p.Len()
 		q.prepare(p)
 	}
+	r.packets.Add(uint64(len(batch)))
 	q.stats.RxPackets.Add(uint64(len(batch)))
 	q.stats.RxBytes.Add(uint64(n))
 	d.d.DeliverBatch(q.ep, batch)

@@ -1,0 +1,4 @@
+package memlink
+
+// QueueOfPacket is queueOf, for tests.
+var QueueOfPacket = queueOf
