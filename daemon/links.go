@@ -5,6 +5,7 @@ import (
 
 	"ustack/link"
 	"ustack/link/afpacket"
+	"ustack/link/offload"
 	"ustack/link/tap"
 	"ustack/link/tun"
 	"ustack/wire"
@@ -22,6 +23,12 @@ import (
 //
 // mtu, if non-zero, is set on TAP and TUN devices; an AF_PACKET link keeps
 // its interface's MTU.
+//
+// Offloads are on, as on a Linux NIC: TAP and TUN carry virtio-net headers
+// (the stack sends 64 KB TCP segments with partial checksums and the
+// kernel segments them; the kernel's GSO frames arrive whole), AF_PACKET
+// takes the kernel's GSO frames and partial checksums, and every link
+// merges the TCP segments of a received batch (GRO).
 func OpenLink(spec string, mtu int, mac wire.MAC) (link.Endpoint, error) {
 	kind, dev, err := ParseLinkSpec(spec)
 	if err != nil {
@@ -30,11 +37,11 @@ func OpenLink(spec string, mtu int, mac wire.MAC) (link.Endpoint, error) {
 	var ep link.Endpoint
 	switch kind {
 	case LinkTAP:
-		ep, err = tap.Open(dev, &tap.Config{MTU: mtu, MAC: mac, Up: true})
+		ep, err = tap.Open(dev, &tap.Config{MTU: mtu, MAC: mac, Up: true, Offload: true, Accept: gro})
 	case LinkTUN:
-		ep, err = tun.Open(dev, &tun.Config{MTU: mtu, Up: true})
+		ep, err = tun.Open(dev, &tun.Config{MTU: mtu, Up: true, Offload: true, Accept: gro})
 	case LinkAFPacket:
-		ep, err = openAFPacket(dev, mac, false)
+		ep, err = afpacket.Open(dev, &afpacket.Config{MAC: mac, Promisc: !mac.IsZero(), Accept: gro})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
@@ -42,16 +49,13 @@ func OpenLink(spec string, mtu int, mac wire.MAC) (link.Endpoint, error) {
 	return ep, nil
 }
 
-// OpenPromiscuous opens a host interface with AF_PACKET in promiscuous
-// mode, to bridge it (ustack impair).
-func OpenPromiscuous(ifname string) (link.Endpoint, error) {
-	return openAFPacket(ifname, wire.MAC{}, true)
-}
+// gro is what the stack's own links accept from the kernel: partial
+// checksums and large frames, and a received batch's TCP segments merged.
+var gro = offload.Accept{GRO: true}
 
-// openAFPacket opens dev with AF_PACKET. The device's MTU is left alone
-// (the stack's interface MTU may be set lower). With a MAC of the stack's
-// own the interface goes promiscuous, as a NIC's filter would drop frames
-// to that address otherwise.
-func openAFPacket(dev string, mac wire.MAC, promisc bool) (link.Endpoint, error) {
-	return afpacket.Open(dev, &afpacket.Config{MAC: mac, Promisc: promisc || !mac.IsZero()})
+// OpenPromiscuous opens a host interface with AF_PACKET in promiscuous
+// mode, to bridge it (ustack impair). Frames pass as they are: no GRO, no
+// large frames (a bridge forwards what it gets).
+func OpenPromiscuous(ifname string) (link.Endpoint, error) {
+	return afpacket.Open(ifname, &afpacket.Config{Promisc: true})
 }
