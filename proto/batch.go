@@ -18,7 +18,8 @@ import (
 // for concurrent use, and several receive queues each use their own.
 type Batch struct {
 	pending []BatchFlusher
-	left    int // frames of the batch after the one being processed
+	left    int  // frames of the batch after the one being processed
+	pooled  bool // in the pool: a Defer now is a stale reference's
 }
 
 // SetLeft records how many frames of the batch follow the one about to be
@@ -46,6 +47,10 @@ func (b *Batch) Defer(f BatchFlusher) bool {
 	if b == nil {
 		return false
 	}
+	if b.pooled {
+		// Work deferred here would run at some other batch's end.
+		panic("proto: Defer on a batch that was put back (a segment kept its batch past the delivery)")
+	}
 	b.pending = append(b.pending, f)
 	return true
 }
@@ -65,13 +70,18 @@ func (b *Batch) Flush() {
 var batches = sync.Pool{New: func() any { return new(Batch) }}
 
 // GetBatch returns an empty Batch from a pool.
-func GetBatch() *Batch { return batches.Get().(*Batch) }
+func GetBatch() *Batch {
+	b := batches.Get().(*Batch)
+	b.pooled = false
+	return b
+}
 
 // PutBatch returns a flushed Batch to the pool.
 func PutBatch(b *Batch) {
 	if len(b.pending) != 0 {
 		panic("proto: PutBatch of an unflushed batch")
 	}
+	b.pooled = true
 	batches.Put(b)
 }
 

@@ -47,6 +47,14 @@ func TestBatch(t *testing.T) {
 		t.Fatalf("second Flush ran work again: %v", log)
 	}
 	PutBatch(b)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Defer on a pooled batch did not panic")
+			}
+		}()
+		b.Defer(&rec{name: "late", log: &log})
+	}()
 
 	b = GetBatch()
 	b.Defer(&rec{name: "x", log: &log})

@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,29 +13,20 @@ import (
 type base struct {
 	network string          // "udp", "ip4:icmp", ... for errors
 	local   func() net.Addr // the socket's local address, for errors
-	rd, wd  *deadline
-	done    chan struct{} // closed by close
+	rd, wd  lazyDeadline
+	done    event // fired by close
 	once    sync.Once
 }
 
-func newBase(network string, local func() net.Addr) base {
-	return base{network: network, local: local, rd: newDeadline(true), wd: newDeadline(false), done: make(chan struct{})}
+// init readies the base of a socket. stream is for a socket whose writes
+// block (TCP): its write deadline has a timer, so a blocked write wakes
+// when it passes. The base must not move afterwards.
+func (c *base) init(network string, local func() net.Addr, stream bool) {
+	c.network, c.local = network, local
+	c.wd.noTimer = !stream
 }
 
-// newStreamBase is newBase for a socket whose writes block (TCP): its
-// write deadline has a timer, so a blocked write wakes when it passes.
-func newStreamBase(network string, local func() net.Addr) base {
-	return base{network: network, local: local, rd: newDeadline(true), wd: newDeadline(true), done: make(chan struct{})}
-}
-
-func (c *base) isClosed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *base) isClosed() bool { return c.done.fired() }
 
 // opErr wraps err as net does: in a *net.OpError naming the operation, the
 // network and both addresses.
@@ -76,7 +68,7 @@ func (c *base) waitReadable(readable <-chan struct{}) {
 	select {
 	case <-readable:
 	case <-c.rd.wait():
-	case <-c.done:
+	case <-c.done.wait():
 	}
 }
 
@@ -86,7 +78,7 @@ func (c *base) waitWritable(writable <-chan struct{}) {
 	select {
 	case <-writable:
 	case <-c.wd.wait():
-	case <-c.done:
+	case <-c.done.wait():
 	}
 }
 
@@ -95,7 +87,7 @@ func (c *base) waitWritable(writable <-chan struct{}) {
 func (c *base) close(release func()) bool {
 	closed := false
 	c.once.Do(func() {
-		close(c.done)
+		c.done.fire()
 		release()
 		c.rd.stop()
 		c.wd.stop()
@@ -133,4 +125,44 @@ func (c *base) SetWriteDeadline(t time.Time) error {
 	}
 	c.wd.set(t)
 	return nil
+}
+
+// event is a condition that happens once (a socket closed, a read side
+// shut down), for waiters to select on. Its channel is made only when
+// someone waits, so an idle socket holds none.
+type event struct {
+	mu sync.Mutex
+	ch chan struct{} // nil until wait needs it; closed by fire
+	on atomic.Bool
+}
+
+// fire makes the event happen and wakes its waiters; it reports whether
+// this call did.
+func (e *event) fire() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.on.Load() {
+		return false
+	}
+	e.on.Store(true)
+	if e.ch != nil {
+		close(e.ch)
+	}
+	return true
+}
+
+// fired reports whether the event has happened.
+func (e *event) fired() bool { return e.on.Load() }
+
+// wait returns a channel that is closed when the event happens.
+func (e *event) wait() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ch == nil {
+		if e.on.Load() {
+			return closedChan
+		}
+		e.ch = make(chan struct{})
+	}
+	return e.ch
 }

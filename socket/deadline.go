@@ -2,28 +2,70 @@ package socket
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // deadline is a settable point in time that closes a channel when it
-// passes, for waiters to select on. It keeps one timer for its life,
-// re-armed by set (or none, for a deadline only ever checked with passed,
-// such as a write deadline where writes never block). Moving the deadline into the past closes the channel at
-// once, so a blocked waiter wakes; moving it from the past into the future
-// (or clearing it) makes a new, open channel.
+// passes, for waiters to select on. It keeps one timer for its life, made
+// when a deadline is first set and re-armed by set (or none, for a
+// deadline only ever checked with passed, such as a write deadline where
+// writes never block). Moving the deadline into the past closes the
+// channel at once, so a blocked waiter wakes; moving it from the past into
+// the future (or clearing it) opens a new one. The channel is made only
+// when someone waits: an idle socket, or one whose deadline passes with no
+// waiter, holds none.
 type deadline struct {
 	mu      sync.Mutex
 	when    time.Time
 	timer   *time.Timer
-	expired chan struct{}
-	done    bool // expired is closed
+	expired chan struct{} // nil until wait needs it
+	done    bool          // the deadline has passed: expired, if made, is closed
 	noTimer bool
 }
 
-// newDeadline returns a deadline with none set. Without a timer, wait's
-// channel closes only when set or passed notices the deadline has passed.
-func newDeadline(timer bool) *deadline {
-	return &deadline{expired: make(chan struct{}), noTimer: !timer}
+// closedChan is a closed channel, what wait returns for a deadline that
+// has passed before anyone waited.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// lazyDeadline is a deadline made when first set or waited on: a socket
+// that never has a deadline, or never blocks, holds none (about 60
+// bytes). Without a timer (noTimer), wait's channel closes only when set
+// or passed notices the deadline has passed.
+type lazyDeadline struct {
+	d       atomic.Pointer[deadline]
+	noTimer bool // set before the socket is shared
+}
+
+// get returns the deadline, making it on first use.
+func (l *lazyDeadline) get() *deadline {
+	if d := l.d.Load(); d != nil {
+		return d
+	}
+	d := &deadline{noTimer: l.noTimer}
+	if !l.d.CompareAndSwap(nil, d) {
+		return l.d.Load()
+	}
+	return d
+}
+
+func (l *lazyDeadline) set(t time.Time) { l.get().set(t) }
+
+func (l *lazyDeadline) wait() <-chan struct{} { return l.get().wait() }
+
+func (l *lazyDeadline) passed() bool {
+	d := l.d.Load()
+	return d != nil && d.passed()
+}
+
+func (l *lazyDeadline) stop() {
+	if d := l.d.Load(); d != nil {
+		d.stop()
+	}
 }
 
 // set moves the deadline to t; the zero t means none.
@@ -66,14 +108,16 @@ func (d *deadline) fire() {
 
 func (d *deadline) expire() {
 	if !d.done {
-		close(d.expired)
+		if d.expired != nil {
+			close(d.expired)
+		}
 		d.done = true
 	}
 }
 
 func (d *deadline) reopen() {
 	if d.done {
-		d.expired = make(chan struct{})
+		d.expired = nil // the next wait makes an open one
 		d.done = false
 	}
 }
@@ -83,6 +127,12 @@ func (d *deadline) reopen() {
 func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.expired == nil {
+		if d.done {
+			return closedChan
+		}
+		d.expired = make(chan struct{})
+	}
 	return d.expired
 }
 

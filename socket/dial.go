@@ -193,6 +193,9 @@ func (d *Dialer) dial(ctx context.Context, network string, ra netip.AddrPort) (*
 			return fail(mapCtxErr(ctx.Err()))
 		}
 	}
+	// Nothing waits on the engine's channels any more: let an idle
+	// connection hold none (Read and Write make them again).
+	c.ReleaseWaiters()
 	return newTCPConn(c, network, d.Stack), nil
 }
 

@@ -53,7 +53,7 @@ func ListenPing(p Provider, laddr netip.Addr) (*PingConn, error) {
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: ipAddr(laddr), Err: sysErr("bind", err)}
 	}
 	c := &PingConn{ep: ep}
-	c.base = newBase(network, c.LocalAddr)
+	c.base.init(network, c.LocalAddr, false)
 	return c, nil
 }
 

@@ -28,8 +28,7 @@ type TCPConn struct {
 	rmu sync.Mutex // held for the whole of a Read
 	wmu sync.Mutex // held for the whole of a Write, so writes do not interleave
 
-	rdShut chan struct{} // closed by CloseRead
-	rdOnce sync.Once
+	rdShut event        // fired by CloseRead
 	linger atomic.Int64 // SetLinger's seconds; < 0: the default
 }
 
@@ -37,8 +36,8 @@ var _ net.Conn = (*TCPConn)(nil)
 
 // newTCPConn wraps c, a connection of p's TCP.
 func newTCPConn(c *tcp.Conn, network string, p Provider) *TCPConn {
-	t := &TCPConn{c: c, rdShut: make(chan struct{}), zone: linkZone(p, c.LocalAddr(), c.RemoteAddr())}
-	t.base = newStreamBase(network, t.LocalAddr)
+	t := &TCPConn{c: c, zone: linkZone(p, c.LocalAddr(), c.RemoteAddr())}
+	t.base.init(network, t.LocalAddr, true)
 	t.linger.Store(-1)
 	return t
 }
@@ -122,8 +121,8 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		select {
 		case <-c.c.Readable():
 		case <-c.rd.wait():
-		case <-c.done:
-		case <-c.rdShut:
+		case <-c.done.wait():
+		case <-c.rdShut.wait():
 		case <-c.c.Done():
 			over = true
 		}
@@ -145,14 +144,7 @@ func (c *TCPConn) finalErr(op string, def error) error {
 	return c.opErr(op, c.RemoteAddr(), sysErr(op, def))
 }
 
-func (c *TCPConn) readShut() bool {
-	select {
-	case <-c.rdShut:
-		return true
-	default:
-		return false
-	}
-}
+func (c *TCPConn) readShut() bool { return c.rdShut.fired() }
 
 // Write queues all of b for sending, waiting for room in the send buffer
 // as long as it needs to. On an error it returns how many bytes were
@@ -185,7 +177,7 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 		select {
 		case <-c.c.Writable():
 		case <-c.wd.wait():
-		case <-c.done:
+		case <-c.done.wait():
 		case <-c.c.Done():
 			over = true
 		}
@@ -254,7 +246,7 @@ func (c *TCPConn) CloseRead() error {
 	if c.isClosed() {
 		return c.opErr("close", c.RemoteAddr(), net.ErrClosed)
 	}
-	c.rdOnce.Do(func() { close(c.rdShut) })
+	c.rdShut.fire()
 	return nil
 }
 

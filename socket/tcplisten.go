@@ -65,7 +65,7 @@ func listenTCP(p Provider, network string, la netip.AddrPort, o tcp.Options) (*T
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: net.TCPAddrFromAddrPort(la), Err: sysErr("bind", err)}
 	}
 	ln := &TCPListener{l: l, network: network, p: p}
-	ln.b = newBase(network, ln.Addr)
+	ln.b.init(network, ln.Addr, false)
 	return ln, nil
 }
 

@@ -81,7 +81,7 @@ func DialUDP(p Provider, laddr, raddr netip.AddrPort) (*UDPConn, error) {
 
 func newUDPConn(ep *udp.Endpoint, network string, connected bool) *UDPConn {
 	c := &UDPConn{ep: ep, connected: connected}
-	c.base = newBase(network, c.LocalAddr)
+	c.base.init(network, c.LocalAddr, false)
 	return c
 }
 

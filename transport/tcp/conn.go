@@ -81,116 +81,154 @@ type Conn struct {
 	p   *Protocol
 	tid connID
 
-	readable, writable chan struct{}
-	done               chan struct{}
-
 	mu sync.Mutex // guards everything below
 
-	st    State
+	// The channels the socket layer waits on, made on first use: an idle
+	// connection nobody waits on holds none.
+	readable, writable waker
+	done               chan struct{} // nil until Done or closeDone needs it
+
 	route proto.Route
 	opts  Options
-	ipHdr int // IP header length: 20 or 40
+
+	// Fields are grouped by use, and small ones placed where they leave
+	// no padding: an idle connection is this struct and little more.
 
 	// User-side state.
+	hardErr    error // why the connection ended (Read, Write)
+	softErr    error // an ICMP error not fatal yet (SO_ERROR)
+	st         State
+	ipHdr      uint8 // IP header length: 20 or 40
 	closed     bool  // Close or Abort called: the connection is an orphan
 	connected  bool  // reached ESTABLISHED once
 	sndShut    bool  // FIN queued (CloseWrite or Close)
 	rcvFin     bool  // the peer's FIN is in the stream (EOF after the queue)
-	hardErr    error // why the connection ended (Read, Write)
 	errTaken   bool  // hardErr was returned by Err once
-	softErr    error // an ICMP error not fatal yet (SO_ERROR)
 	doneClosed bool
 	removed    bool // the connection is over: p.remove is due
 	doneRemove bool // p.remove called
+	finQueued  bool // sndShut and finSeq valid
+	flushing   bool // unlock is writing outq
 
 	// Send sequence space (RFC 9293 §3.3.1). sndNxt is the highest
 	// sequence number sent plus one; retransmissions do not move it.
 	iss, sndUna, sndNxt seqnum.Value
-	sndWnd              int // the peer's window, scaled
-	maxSndWnd           int
 	sndWl1, sndWl2      seqnum.Value
+	finSeq              seqnum.Value
 	sndWS, rcvWS        uint8 // window shifts (RFC 7323 §2.3); 0 when not agreed
 	wsOK                bool
+	sndBufFixed         bool                        // SetSendBuffer called
+	offer               struct{ ws, sack, ts bool } // what our SYN offered
+	cwndLimited         bool                        // the last output stopped at cwnd
+	irs                 seqnum.Value                // (receive sequence space)
+	chalCount           int32                       // challenge ACKs sent since chalStart
+	synRetries          int32                       // SYN or SYN-ACK retransmissions
+	sndWnd              int                         // the peer's window, scaled
+	maxSndWnd           int
 	peerMSS             int // the peer's MSS option (536 without one)
 	pmtu                int // path MTU: the route's, lowered by ICMP
 	mssBase             int // largest segment payload without options
 	smss                int // sender MSS: mssBase less the fixed options
 	sendq               sendQueue
-	sb                  scoreboard
-	sndBuf              int  // send buffer limit (bytes queued)
-	sndBufFixed         bool // SetSendBuffer called
-	synRetries          int  // SYN or SYN-ACK retransmissions
-	synSentAt           time.Time
-	offer               struct{ ws, sack, ts bool } // what our SYN offered
-	cwndLimited         bool                        // the last output stopped at cwnd
-	txCount             uint64                      // transmissions made (txSeg.txn)
-	finSeq              seqnum.Value
-	finQueued           bool // sndShut and finSeq valid
+	sndBuf              int // send buffer limit (bytes queued)
+	synSentAt           stamp
+	txCount             uint64 // transmissions made (txSeg.txn)
 
 	// Receive sequence space.
-	irs, rcvNxt seqnum.Value
+	rcvNxt      seqnum.Value
 	rcvAdv      seqnum.Value // right edge of the window last advertised
+	oooFinSeq   seqnum.Value
+	lastAckSent seqnum.Value
 	rcvBuf      int
-	rcvBufFixed bool
 	advMSS      int // the MSS we announced
 	rcvMSS      int // estimate of the peer's segment size (delayed ACKs)
 	recvq       recvQueue
 	drs         drsState
+	rcvBufFixed bool
 	oooFin      bool // a FIN is held beyond a hole, at oooFinSeq
-	oooFinSeq   seqnum.Value
 
 	// Options (RFC 7323, RFC 2018).
-	tsOK        bool
-	tsRecent    uint32
-	tsRecentAt  time.Time
-	tsOffset    uint32
-	lastAckSent seqnum.Value
-	sackOK      bool
+	tsOK   bool
+	sackOK bool
 
 	// ACK generation (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
-	ackNow     bool // send an ACK at the end of this input
-	ackPending int  // bytes received and not yet acknowledged
-	quickAcks  int  // ACKs to send at once (quick-ACK mode)
-	inBatch    bool // input done in a received batch, its ACK decision deferred to the batch's end
-	dsack      seqRange
-	hasDSACK   bool
-	chalStart  time.Time // challenge-ACK rate limit window (RFC 5961 §7)
-	chalCount  int
+	ackNow   bool // send an ACK at the end of this input: something out of the ordinary
+	ackData  bool // send an ACK for in-order data (every second segment, quick-ACK mode); may wait for the batch's end
+	inBatch  bool // input done in a received batch, its ACK decision deferred to the batch's end
+	hasDSACK bool
+	// idleAppLimited is what rate.appLimited holds until the flight
+	// state is made (see flight).
+	idleAppLimited bool
+	tsRecent       uint32
+	tsOffset       uint32
+	dsack          seqRange
+	tsRecentAt     stamp
+	ackPending     int   // bytes received and not yet acknowledged
+	quickAcks      int   // ACKs to send at once (quick-ACK mode)
+	chalStart      stamp // challenge-ACK rate limit window (RFC 5961 §7)
 
 	// Round-trip time (rtt.go), congestion control, recovery.
 	rtt   rttState
 	cc    cc.Controller
 	ccs   cc.State
-	ccAck cc.Ack // the argument of cc.OnAck, kept here so it does not escape
-	rec   recoveryState
-	rack  rackState
-	rate  rateState
-	pace  paceState
-	undo  undoState
 	tim   timers
 	stats connInfoStats
 
+	// The sender's state for data in flight (scoreboard, recovery, RACK,
+	// rate sampling, pacing, undo), made when the connection first sends
+	// data: see flight.
+	*flight
+
 	// Keep-alive, persist, liveness.
-	lastRecv     time.Time // any segment received
-	lastDataRecv time.Time
-	lastDataSent time.Time
-	lastAckRecv  time.Time
+	lastRecv     stamp // any segment received
+	lastDataRecv stamp
+	lastDataSent stamp
+	lastAckRecv  stamp
 	keepProbes   int
 	probes       int // zero-window probes unanswered (any ACK answers)
 	persistShift int // persist interval doublings (until the window opens)
-	stallStart   time.Time
+	stallStart   stamp
 
 	// nowCache is the time of the operation in progress (input, a timer,
 	// Write), set at its start so that the engine reads the clock once
 	// per operation rather than several times per segment; zero
 	// outside one. See now.
-	nowCache time.Time
+	nowCache stamp
 
 	// Output waiting for unlock.
 	outq     []*buf.Packet
 	spare    []*buf.Packet
-	flushing bool
 	reuseSYN *segment // a SYN reusing this TIME-WAIT connection (RFC 6191)
+}
+
+// flight is the part of a connection's state that only a sender of data
+// uses. An idle connection that has sent nothing holds none of it (600
+// bytes less per connection); ensureFlight makes it, zero, when the
+// connection first sends data, and it stays for the connection's life so
+// that busy and idle periods cost no allocation. Its fields are reached
+// through the embedding (c.sb, c.rack, ...): code that may run before
+// the connection sent data (pure ACKs, output with nothing to send,
+// Info, the end of the connection) checks c.flight for nil first, and
+// does what the code would do on the zero state.
+type flight struct {
+	sb    scoreboard
+	rec   recoveryState
+	rack  rackState
+	rate  rateState
+	pace  paceState
+	undo  undoState
+	ccAck cc.Ack // the argument of cc.OnAck, kept here so it does not escape
+}
+
+// ensureFlight makes the connection's flight state on first use. Called
+// with mu held.
+func (c *Conn) ensureFlight() {
+	if c.flight == nil {
+		c.flight = new(flight)
+		if c.idleAppLimited {
+			c.rate.appLimited = 1
+		}
+	}
 }
 
 // allocConn makes a connection with its channels and options.
@@ -198,9 +236,6 @@ func allocConn(p *Protocol, id connID, r proto.Route, o Options) *Conn {
 	c := &Conn{
 		p:        p,
 		tid:      id,
-		readable: make(chan struct{}, 1),
-		writable: make(chan struct{}, 1),
-		done:     make(chan struct{}),
 		route:    r,
 		opts:     o,
 		ipHdr:    wire.IPv4MinHeaderLen,
@@ -224,16 +259,41 @@ func allocConn(p *Protocol, id connID, r proto.Route, o Options) *Conn {
 	}
 	c.rtt.init(p)
 	now := p.clk.Now()
-	c.lastRecv, c.lastAckRecv = now, now
+	c.lastRecv, c.lastAckRecv = c.stampOf(now), c.stampOf(now)
 	return c
+}
+
+// stamp is a point in time as the time since the protocol's epoch plus
+// one nanosecond: 8 bytes where a time.Time takes 24, for the times a
+// connection keeps. The zero stamp is the zero time.
+type stamp int64
+
+// stampOf is t as a stamp; t is the zero time or not before the epoch.
+func (c *Conn) stampOf(t time.Time) stamp {
+	if t.IsZero() {
+		return 0
+	}
+	return stamp(t.Sub(c.p.epoch)) + 1
+}
+
+// IsZero reports whether s is the zero stamp (no time).
+func (s stamp) IsZero() bool { return s == 0 }
+
+// timeOf is the time of s: the zero time for the zero stamp. Durations
+// between times so converted are exact.
+func (c *Conn) timeOf(s stamp) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return c.p.epoch.Add(time.Duration(s - 1))
 }
 
 // now is the current time for the engine: the time of the operation in
 // progress when one set it (segment arrival, timer expiry, Write), else
 // the clock's. Called with mu held.
 func (c *Conn) now() time.Time {
-	if !c.nowCache.IsZero() {
-		return c.nowCache
+	if c.nowCache != 0 {
+		return c.timeOf(c.nowCache)
 	}
 	return c.p.clk.Now()
 }
@@ -241,7 +301,7 @@ func (c *Conn) now() time.Time {
 // routeMSS is the largest MSS the path allows (RFC 6691: the MTU less the
 // fixed IP and TCP headers), clamped by Options.MSS.
 func (c *Conn) routeMSS() int {
-	m := c.pmtu - c.ipHdr - wire.TCPMinHeaderLen
+	m := c.pmtu - int(c.ipHdr) - wire.TCPMinHeaderLen
 	if c.opts.MSS > 0 && c.opts.MSS < m {
 		m = c.opts.MSS
 	}
@@ -355,7 +415,7 @@ func newEstablished(p *Protocol, h *handshake) *Conn {
 	c.sndWl1, c.sndWl2 = h.irs+1, h.iss+1
 	c.sackOK = h.sackOK
 	c.tsOK = h.tsOK
-	c.tsRecent, c.tsRecentAt, c.tsOffset = h.tsRecent, now, h.tsOffset
+	c.tsRecent, c.tsRecentAt, c.tsOffset = h.tsRecent, c.stampOf(now), h.tsOffset
 	c.peerMSS = h.mss
 	if c.peerMSS <= 0 {
 		c.peerMSS = 536
@@ -378,13 +438,28 @@ func (c *Conn) establish(now time.Time) {
 	c.st = StateEstablished
 	c.connected = true
 	c.quickAcks = quickAckSegments
-	c.stallStart = now
+	c.stallStart = c.stampOf(now)
 	c.rtt.backoff = 0
+	c.dropTimer(tRexmt) // the SYN's: data sent later makes one again
 	c.armKeepalive()
-	signal(c.writable)
+	c.writable.signal()
 	if c.sndShut {
 		c.queueFIN()
 	}
+}
+
+// dropTimer releases timer k's clock timer when k is not armed, such as
+// the retransmission timer of a handshake that completed: an idle
+// connection would otherwise keep it (about 200 bytes) until it next
+// sends data, when arm makes one again. A run of its callback already
+// under way finds no deadline, or re-arms the new timer (fire).
+func (c *Conn) dropTimer(k timerKind) {
+	if c.tim.t[k] == nil || !c.tim.when[k].IsZero() {
+		return
+	}
+	c.tim.t[k].Stop()
+	c.tim.t[k] = nil
+	c.tim.set[k] = 0
 }
 
 // quickAckSegments is how many segments are acknowledged at once after
@@ -397,6 +472,63 @@ func signal(ch chan struct{}) {
 	default:
 	}
 }
+
+// waker is a channel with a buffer of one, made when a waiter first asks
+// for it. A signal before then is remembered and put in the channel when
+// it is made, so it behaves as a channel made up front would. Guarded by
+// the connection's mu.
+type waker struct {
+	// ch is nil (no channel, no signal), signalledChan (no channel, a
+	// signal pending) or the channel.
+	ch chan struct{}
+}
+
+// signalledChan marks a waker signalled before its channel was made. No
+// one sends on it or receives from it.
+var signalledChan = make(chan struct{})
+
+func (w *waker) signal() {
+	switch w.ch {
+	case nil:
+		w.ch = signalledChan
+	case signalledChan:
+	default:
+		signal(w.ch)
+	}
+}
+
+// get returns the channel, making it on first use.
+func (w *waker) get() chan struct{} {
+	if w.ch == nil || w.ch == signalledChan {
+		pending := w.ch == signalledChan
+		w.ch = make(chan struct{}, 1)
+		if pending {
+			w.ch <- struct{}{}
+		}
+	}
+	return w.ch
+}
+
+// release drops the channel, remembering a signal it holds.
+func (w *waker) release() {
+	if w.ch == nil || w.ch == signalledChan {
+		return
+	}
+	select {
+	case <-w.ch:
+		w.ch = signalledChan
+	default:
+		w.ch = nil
+	}
+}
+
+// closedChan is a closed channel: Done after the connection ended, when
+// nobody asked for Done before.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // unlock releases mu, then writes the segments queued while it was held
 // and does the deferred calls into the protocol. A connection that is
@@ -458,7 +590,9 @@ func (c *Conn) toClosed(err error) {
 	c.st = StateClosed
 	c.tim.stopAll()
 	c.sendq.release()
-	c.sb.reset()
+	if c.flight != nil {
+		c.sb.reset()
+	}
 	if c.closed {
 		c.recvq.release()
 	}
@@ -466,8 +600,8 @@ func (c *Conn) toClosed(err error) {
 		c.hardErr = err
 	}
 	c.closeDone()
-	signal(c.readable)
-	signal(c.writable)
+	c.readable.signal()
+	c.writable.signal()
 	c.removed = true
 }
 
@@ -475,7 +609,9 @@ func (c *Conn) toClosed(err error) {
 func (c *Conn) closeDone() {
 	if !c.doneClosed {
 		c.doneClosed = true
-		close(c.done)
+		if c.done != nil {
+			close(c.done)
+		}
 	}
 }
 
@@ -499,15 +635,46 @@ func (c *Conn) state() State {
 
 // Readable returns a channel with a buffer of one that receives a value
 // when data, the peer's FIN or an error arrives. It is never closed.
-func (c *Conn) Readable() <-chan struct{} { return c.readable }
+func (c *Conn) Readable() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readable.get()
+}
 
 // Writable returns a channel with a buffer of one that receives a value
 // when send-buffer space frees up, when the connection is established and
 // on an error. It is never closed.
-func (c *Conn) Writable() <-chan struct{} { return c.writable }
+func (c *Conn) Writable() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writable.get()
+}
 
 // Done is closed when the connection reaches CLOSED or TIME-WAIT.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.doneClosed {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+// ReleaseWaiters drops the channels Readable, Writable and Done have
+// made, keeping any signal they hold; the next call makes them again. It
+// lets a connection that nobody waits on hold none, after a dialer has
+// waited for the handshake. The caller must be the only user of those
+// channels: no goroutine waits on one or keeps one.
+func (c *Conn) ReleaseWaiters() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readable.release()
+	c.writable.release()
+	c.done = nil // Done makes a new one, or returns closedChan
+}
 
 // Connected reports whether the handshake completed.
 func (c *Conn) Connected() bool {
@@ -593,9 +760,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	n := min(len(b), space)
 	c.sendq.write(b[:n])
-	c.nowCache = c.p.clk.Now()
+	c.nowCache = c.stampOf(c.p.clk.Now())
 	c.output()
-	c.nowCache = time.Time{}
+	c.nowCache = 0
 	return n, nil
 }
 
@@ -692,8 +859,8 @@ func (c *Conn) Close() error {
 	case StateFinWait2:
 		c.armFinWait2()
 	}
-	signal(c.readable)
-	signal(c.writable)
+	c.readable.signal()
+	c.writable.signal()
 	return nil
 }
 
@@ -727,7 +894,7 @@ func (c *Conn) resetAndClose() {
 func (c *Conn) reuseTimeWait(now time.Time) bool {
 	c.mu.Lock()
 	defer c.unlock()
-	if c.st != StateTimeWait || !c.tsOK || now.Sub(c.tsRecentAt) < time.Second {
+	if c.st != StateTimeWait || !c.tsOK || now.Sub(c.timeOf(c.tsRecentAt)) < time.Second {
 		return false
 	}
 	c.p.stats.TimeWaitReused.Inc()

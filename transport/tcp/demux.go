@@ -142,6 +142,9 @@ func (d *demux) park(k tupleKey, seg *segment) (parked, full bool) {
 	if s.parked == nil {
 		s.parked = make(map[tupleKey][]*segment)
 	}
+	// It is delivered later, from another goroutine and outside the
+	// batch it came in: the batch must not be consulted then.
+	seg.batch = nil
 	s.parked[k] = append(s.parked[k], seg)
 	return true, false
 }

@@ -368,6 +368,24 @@ func TestDeliverBatch(t *testing.T) {
 	}
 }
 
+// TestBatchAnswersAtOnce: inside a batch, a segment that calls for an
+// ACK out of the ordinary (here a challenge ACK, RFC 5961 §3.2) is answered
+// at once, before the batch's later frames, as Linux answers it; only the
+// ACKs for in-order data wait for the batch's end.
+func TestBatchAnswersAtOnce(t *testing.T) {
+	e, p := dialPeer(t, defPeer)
+	b := proto.GetBatch()
+	defer proto.PutBatch(b)
+	s := p.build(flags(fRST), seqAt(p.seq+100))
+	info := s.info()
+	info.Batch = b
+	b.SetLeft(5)
+	e.injectRaw(t, info, s.encode())
+	p.expect(isFlags(fACK), ackIs(p.seq), seqIs(p.ack))
+	b.Flush()
+	p.expectNone()
+}
+
 func TestInfoCounters(t *testing.T) {
 	_, p := dialPeer(t, defPeer)
 	p.write("hello")

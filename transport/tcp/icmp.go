@@ -41,7 +41,7 @@ func (c *Conn) handleICMP(e *proto.ICMPError) {
 		return
 	}
 	c.softErr = err
-	signal(c.readable)
+	c.readable.signal()
 }
 
 // Least path MTUs: RFC 791 (68, but Linux floors at 552 against forged
@@ -74,6 +74,7 @@ func (c *Conn) lowerMTU(mtu int) {
 	}
 	c.p.stats.PMTUUpdates.Inc()
 	if c.dataState() {
+		c.ensureFlight()
 		c.simpleRetransmit()
 		c.output()
 	}

@@ -85,11 +85,19 @@ type connInfoStats struct {
 	dsackRecv, undos          uint64
 }
 
+// noFlight is the flight state of a connection that has sent no data,
+// for Info to read. Never written.
+var noFlight flight
+
 // Info returns the connection's state and counters.
 func (c *Conn) Info() Info {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.p.clk.Now()
+	fl := c.flight
+	if fl == nil {
+		fl = &noFlight
+	}
 	ago := func(t time.Time) time.Duration {
 		if t.IsZero() {
 			return 0
@@ -98,7 +106,7 @@ func (c *Conn) Info() Info {
 	}
 	in := Info{
 		State:         c.st,
-		CAState:       c.rec.state.String(),
+		CAState:       fl.rec.state.String(),
 		TimestampsOK:  c.tsOK,
 		SACKOK:        c.sackOK,
 		WScaleOK:      c.wsOK,
@@ -114,12 +122,12 @@ func (c *Conn) Info() Info {
 		CWnd:          c.ccs.CWnd,
 		SSThresh:      c.ccs.SSThresh,
 		PacingRate:    c.ccs.PacingRate,
-		SACKed:        c.sb.sacked,
-		Lost:          c.sb.lost,
-		Retrans:       c.sb.retrans,
+		SACKed:        fl.sb.sacked,
+		Lost:          fl.sb.lost,
+		Retrans:       fl.sb.retrans,
 		InFlight:      c.pipe(),
 		NotSent:       c.unsent(),
-		Reordering:    c.rack.reordSeen,
+		Reordering:    fl.rack.reordSeen,
 		SndWnd:        c.sndWnd,
 		RcvBuf:        c.rcvBuf,
 		SndBuf:        c.sndBuf,
@@ -138,12 +146,12 @@ func (c *Conn) Info() Info {
 		DataSegsIn:    c.stats.dataSegsIn,
 		DSACKDups:     c.stats.dsackRecv,
 		Undos:         c.stats.undos,
-		DeliveryRate:  c.rate.lastRate,
-		Delivered:     c.rate.delivered,
-		AppLimited:    c.rate.appLimited != 0,
-		LastDataSent:  ago(c.lastDataSent),
-		LastDataRecv:  ago(c.lastDataRecv),
-		LastAckRecv:   ago(c.lastAckRecv),
+		DeliveryRate:  fl.rate.lastRate,
+		Delivered:     fl.rate.delivered,
+		AppLimited:    fl.rate.appLimited != 0 || (c.flight == nil && c.idleAppLimited),
+		LastDataSent:  ago(c.timeOf(c.lastDataSent)),
+		LastDataRecv:  ago(c.timeOf(c.lastDataRecv)),
+		LastAckRecv:   ago(c.timeOf(c.lastAckRecv)),
 	}
 	if c.cc != nil {
 		in.CongestionControl = c.cc.Name()

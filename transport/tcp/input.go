@@ -34,10 +34,14 @@ func (c *Conn) deliver(seg *segment) {
 	c.mu.Lock()
 	// Read under the mutex: times (and the timestamps made from them)
 	// never go backwards from one holder of the mutex to the next.
-	c.nowCache = c.p.clk.Now()
+	c.nowCache = c.stampOf(c.p.clk.Now())
 	batch := seg.batch
 	c.input(seg)
-	if batch.More() && c.st.synchronized() {
+	// An ACK due at once (a challenge ACK, an out-of-window or
+	// out-of-order segment's, quick-ACK mode) is not about coalescing:
+	// it leaves now, in arrival order with the batch's other answers, as
+	// Linux answers each such segment.
+	if batch.More() && c.st.synchronized() && !c.ackNow {
 		if !c.inBatch {
 			c.inBatch = batch.Defer((*batchFlush)(c))
 		}
@@ -47,7 +51,7 @@ func (c *Conn) deliver(seg *segment) {
 		c.inBatch = false
 		c.finishInput()
 	}
-	c.nowCache = time.Time{}
+	c.nowCache = 0
 	c.unlock()
 }
 
@@ -64,9 +68,9 @@ func (f *batchFlush) FlushBatch() {
 		return
 	}
 	c.inBatch = false
-	c.nowCache = c.p.clk.Now()
+	c.nowCache = c.stampOf(c.p.clk.Now())
 	c.finishInput()
-	c.nowCache = time.Time{}
+	c.nowCache = 0
 	c.unlock()
 }
 
@@ -76,7 +80,7 @@ func (c *Conn) input(seg *segment) {
 	defer seg.release()
 	now := c.now()
 	c.stats.segsIn++
-	c.lastRecv = now
+	c.lastRecv = c.stampOf(now)
 	c.keepProbes = 0
 	switch c.st {
 	case StateClosed:
@@ -104,7 +108,7 @@ func (c *Conn) ackDecision() {
 	if !c.st.synchronized() {
 		return
 	}
-	if c.ackNow {
+	if c.ackNow || c.ackData {
 		if c.quickAcks > 0 || len(c.recvq.ooo) > 0 {
 			c.p.stats.QuickACKs.Inc()
 		}
@@ -160,7 +164,7 @@ func (c *Conn) inputSynSent(seg *segment, now time.Time) {
 		c.sndWl1, c.sndWl2 = seg.seq, seg.ack
 		c.disarm(tRexmt)
 		if c.synRetries == 0 {
-			c.rtt.sample(c, now.Sub(c.synSentAt))
+			c.rtt.sample(c, now.Sub(c.timeOf(c.synSentAt)))
 		} else {
 			c.rtt.backoff = 0
 		}
@@ -196,7 +200,7 @@ func (c *Conn) synOptions(o *wire.TCPOptions, now time.Time) {
 	}
 	if c.offer.ts && o.HasTimestamps {
 		c.tsOK = true
-		c.tsRecent, c.tsRecentAt = o.TSVal, now
+		c.tsRecent, c.tsRecentAt = o.TSVal, c.stampOf(now)
 	}
 	c.sackOK = c.offer.sack && o.SACKPermitted
 	c.peerMSS = 536
@@ -240,7 +244,7 @@ func (c *Conn) inputSync(seg *segment, now time.Time) {
 	// TS.Recent is an old duplicate, unless TS.Recent is itself stale.
 	if c.tsOK && seg.opts.HasTimestamps && !rst && int32(seg.opts.TSVal-c.tsRecent) < 0 {
 		switch {
-		case now.Sub(c.tsRecentAt) > pawsOld:
+		case now.Sub(c.timeOf(c.tsRecentAt)) > pawsOld:
 			c.tsRecent = seg.opts.TSVal // R1 exception: TS.Recent invalidated
 		case c.disorderedAck(seg):
 			// Taken for its SACK blocks; it leaves TS.Recent alone.
@@ -304,7 +308,7 @@ func (c *Conn) inputSync(seg *segment, now time.Time) {
 	// RFC 7323 §4.3 (2): remember the timestamp to echo.
 	if c.tsOK && seg.opts.HasTimestamps && int32(seg.opts.TSVal-c.tsRecent) >= 0 &&
 		seg.seq.LessThanEq(c.lastAckSent) {
-		c.tsRecent, c.tsRecentAt = seg.opts.TSVal, now
+		c.tsRecent, c.tsRecentAt = seg.opts.TSVal, c.stampOf(now)
 	}
 
 	// SYN in a synchronized state (RFC 5961 §4): challenge ACK.
@@ -323,7 +327,7 @@ func (c *Conn) inputSync(seg *segment, now time.Time) {
 		}
 		c.disarm(tRexmt)
 		if c.synRetries == 0 {
-			c.rtt.sample(c, now.Sub(c.synSentAt))
+			c.rtt.sample(c, now.Sub(c.timeOf(c.synSentAt)))
 		}
 		c.sndUna = seg.ack
 		c.sndWnd = int(seg.wnd) << c.sndWS
@@ -346,7 +350,7 @@ func (c *Conn) inputSync(seg *segment, now time.Time) {
 		c.challengeAck(now)
 		return
 	}
-	c.lastAckRecv = now
+	c.lastAckRecv = c.stampOf(now)
 	c.processAck(seg, now)
 	if c.st == StateClosed || c.st == StateTimeWait && seg.payloadLen == 0 && f&wire.TCPFlagFIN == 0 {
 		return
@@ -408,7 +412,19 @@ func (c *Conn) processAck(seg *segment, now time.Time) {
 		}
 	}
 	c.probes = 0 // the peer answers (Linux resets icsk_probes_out on any ACK)
-	if c.dataState() || c.st == StateFinWait2 {
+	switch {
+	case !c.dataState() && c.st != StateFinWait2:
+	case c.flight == nil && !seg.ack.GreaterThan(c.sndUna) && c.sndUna == c.sndNxt &&
+		!(c.sackOK && seg.opts.NumSACK > 0):
+		// Nothing ever sent, nothing acknowledged: what ackReceived
+		// does on the zero flight state.
+		if !c.tim.persist {
+			c.disarm(tRexmt)
+		}
+		c.disarm(tTLP)
+		c.disarm(tReo)
+	default:
+		c.ensureFlight()
 		c.ackReceived(seg, now, wndChanged)
 	}
 	if !c.finQueued || !c.sndUna.GreaterThan(c.finSeq) {
@@ -451,7 +467,7 @@ func (c *Conn) processText(seg *segment, now time.Time) {
 	}
 	if n > 0 {
 		c.stats.dataSegsIn++
-		c.lastDataRecv = now
+		c.lastDataRecv = c.stampOf(now)
 	}
 	// Trim what came before (a partial duplicate: RFC 2883 D-SACK).
 	if seq.LessThan(c.rcvNxt) {
@@ -513,11 +529,13 @@ func (c *Conn) processText(seg *segment, now time.Time) {
 			c.ackNow = true // a hole filled (RFC 5681 §4.2)
 		}
 		c.stats.bytesReceived += uint64(prev.Size(c.rcvNxt))
-		if c.quickAcks > 0 || c.ackPending >= 2*c.rcvMSS || len(c.recvq.ooo) > 0 {
-			c.ackNow = true
+		if len(c.recvq.ooo) > 0 {
+			c.ackNow = true // more holes to report (RFC 2018)
+		} else if c.quickAcks > 0 || c.ackPending >= 2*c.rcvMSS {
+			c.ackData = true
 		}
 		c.rcvRTTMeasure(seg, now)
-		signal(c.readable)
+		c.readable.signal()
 	}
 	if c.oooFin && c.rcvNxt == c.oooFinSeq {
 		fin = true
@@ -541,7 +559,7 @@ func (c *Conn) finReceived(now time.Time) {
 	c.rcvFin = true
 	c.oooFin = false
 	c.ackNow = true
-	signal(c.readable)
+	c.readable.signal()
 	switch c.st {
 	case StateEstablished, StateSynReceived:
 		c.st = StateCloseWait
@@ -605,10 +623,10 @@ func (c *Conn) timeWaitReusable(seg *segment) bool {
 // challengeAck sends an ACK for RFC 5961 (§3.2, §4.2, §5.2), at most
 // net.inet.tcp.challenge_ack_limit per second per connection (§7).
 func (c *Conn) challengeAck(now time.Time) {
-	if now.Sub(c.chalStart) >= time.Second {
-		c.chalStart, c.chalCount = now, 0
+	if now.Sub(c.timeOf(c.chalStart)) >= time.Second {
+		c.chalStart, c.chalCount = c.stampOf(now), 0
 	}
-	if c.chalCount >= int(c.p.tun.ChallengeACKLimit.Load()) {
+	if int(c.chalCount) >= int(c.p.tun.ChallengeACKLimit.Load()) {
 		c.p.stats.ChallengeLimited.Inc()
 		return
 	}

@@ -21,6 +21,14 @@ type Options struct {
 	V6Only bool
 	// NoDelay turns Nagle's algorithm off (TCP_NODELAY; RFC 9293 §3.7.4).
 	NoDelay bool
+	// ReuseAddr allows binding a local address and port in use by
+	// connections in TIME_WAIT or by other ReuseAddr sockets that are not
+	// listening on it (SO_REUSEADDR).
+	ReuseAddr bool
+	// LingerOn: Close waits up to Linger for unsent data to be
+	// acknowledged; LingerOn with Linger 0 aborts with RST (SO_LINGER).
+	// (The flags come first: they pack into one word.)
+	LingerOn bool
 	// KeepAlive turns keep-alive probes on (SO_KEEPALIVE; RFC 1122
 	// §4.2.3.6). KeepAliveIdle, KeepAliveInterval and KeepAliveCount
 	// override net.inet.tcp.keepidle, keepintvl and keepcnt when non-zero.
@@ -28,10 +36,8 @@ type Options struct {
 	KeepAliveIdle     time.Duration
 	KeepAliveInterval time.Duration
 	KeepAliveCount    int
-	// Linger: when LingerOn, Close waits up to Linger for unsent data to
-	// be acknowledged; LingerOn with Linger 0 aborts with RST (SO_LINGER).
-	LingerOn bool
-	Linger   time.Duration
+	// Linger is SO_LINGER's timeout, used when LingerOn.
+	Linger time.Duration
 	// RecvBuffer and SendBuffer bound the buffers (SO_RCVBUF, SO_SNDBUF);
 	// 0 takes the defaults and lets the receive buffer auto-tune.
 	RecvBuffer, SendBuffer int
@@ -44,8 +50,4 @@ type Options struct {
 	CongestionControl string
 	// MSS clamps the MSS sent and used (TCP_MAXSEG); 0: from the route.
 	MSS int
-	// ReuseAddr allows binding a local address and port in use by
-	// connections in TIME_WAIT or by other ReuseAddr sockets that are not
-	// listening on it (SO_REUSEADDR).
-	ReuseAddr bool
 }

@@ -45,6 +45,9 @@ func (c *Conn) pipe() int {
 	if !c.sndUna.LessThan(c.sndNxt) {
 		return 0
 	}
+	if c.flight == nil {
+		return int(c.sndUna.Size(c.sndNxt)) // a SYN: nothing marked
+	}
 	p := int(c.sndUna.Size(c.sndNxt)) - c.sb.sacked - c.sb.lost + c.sb.retrans - c.rec.renoSacked
 	return max(p, 0)
 }
@@ -108,6 +111,18 @@ func (c *Conn) outputForce(force bool) {
 	if !c.dataState() {
 		return
 	}
+	if c.flight == nil {
+		if c.unsent() == 0 && !c.finPending() {
+			// Nothing sent yet, nothing to send: what the loop below
+			// does on the zero flight state.
+			c.cwndLimited = false
+			if c.sendq.end() == c.sndNxt && c.pipe() < c.ccs.CWnd {
+				c.idleAppLimited = true // rateCheckAppLimited
+			}
+			return
+		}
+		c.ensureFlight()
+	}
 	now := c.now()
 	c.cwndLimited = false
 	for {
@@ -150,7 +165,7 @@ func (c *Conn) sendNew(now time.Time, budget int, force bool) bool {
 	wndRoom := int(int32(c.sndUna.Add(seqnum.Size(c.sndWnd)) - start))
 	maxLen := seg
 	if c.gsoOK() && !force {
-		maxLen = gsoMax(c.ipHdr, seg)
+		maxLen = gsoMax(int(c.ipHdr), seg)
 	}
 	cw := (budget + seg - 1) / seg * seg
 	l := min(avail, maxLen, cw)
@@ -184,6 +199,7 @@ func (c *Conn) sendNew(now time.Time, budget int, force bool) bool {
 // xmitNew sends [start, end) for the first time, recording one
 // scoreboard entry per segment (the FIN joins the last).
 func (c *Conn) xmitNew(start, end seqnum.Value, seg int, now time.Time) {
+	c.ensureFlight()
 	inFlight := c.pipe()
 	c.emitData(start, end, seg, now)
 	n := int(start.Size(end))
@@ -212,11 +228,11 @@ func (c *Conn) xmitNew(start, end seqnum.Value, seg int, now time.Time) {
 		add(start, end) // a bare FIN
 	}
 	if c.sndUna == c.sndNxt {
-		c.stallStart = now
+		c.stallStart = c.stampOf(now)
 	}
 	c.sndNxt = end
 	c.stats.bytesSent += uint64(start.Size(dataEnd))
-	c.lastDataSent = now
+	c.lastDataSent = c.stampOf(now)
 	if c.rec.state == caRecovery {
 		c.rec.prrOut += n
 	}
@@ -369,7 +385,7 @@ func (c *Conn) emitFields(f *wire.TCPFields, payload *buf.Packet, gso int) {
 func (c *Conn) ackSent() {
 	c.lastAckSent = c.rcvNxt
 	c.ackPending = 0
-	c.ackNow = false
+	c.ackNow, c.ackData = false, false
 	if c.quickAcks > 0 {
 		c.quickAcks--
 	}
@@ -444,7 +460,7 @@ func (c *Conn) sendSYN() {
 	c.emitFields(&f, nil, 0)
 	c.stats.segsOut++
 	if c.synRetries == 0 {
-		c.synSentAt = now
+		c.synSentAt = c.stampOf(now)
 	}
 	c.sndNxt = c.iss + 1
 }

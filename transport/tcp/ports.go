@@ -53,7 +53,7 @@ type portShard struct {
 type portUsers struct {
 	listeners []*Listener
 	// conns are connections (and reserved tuples) on the port.
-	conns map[tupleKey]bindFlags
+	conns connSet
 	// explicit counts conns with bindExplicit.
 	explicit int
 	// gen changes whenever a user is added, so a check made without the
@@ -62,6 +62,69 @@ type portUsers struct {
 }
 
 type bindFlags uint8
+
+// connSet is the tuples bound to one port, with their flags. Most ports
+// have one (a Dial's ephemeral port), kept in the set itself: a map for
+// one entry would cost about 400 bytes per connection.
+type connSet struct {
+	one    tupleKey
+	oneF   bindFlags
+	hasOne bool
+	more   map[tupleKey]bindFlags // the others; nil until needed
+}
+
+func (s *connSet) len() int {
+	n := len(s.more)
+	if s.hasOne {
+		n++
+	}
+	return n
+}
+
+// add records k with flags f (replacing its flags if k is there).
+func (s *connSet) add(k tupleKey, f bindFlags) {
+	if s.hasOne && s.one == k {
+		s.oneF = f
+		return
+	}
+	if _, ok := s.more[k]; ok {
+		s.more[k] = f
+		return
+	}
+	if !s.hasOne {
+		s.one, s.oneF, s.hasOne = k, f, true
+		return
+	}
+	if s.more == nil {
+		s.more = make(map[tupleKey]bindFlags)
+	}
+	s.more[k] = f
+}
+
+// remove forgets k and returns its flags, if it was there.
+func (s *connSet) remove(k tupleKey) (bindFlags, bool) {
+	if s.hasOne && s.one == k {
+		s.hasOne = false
+		return s.oneF, true
+	}
+	f, ok := s.more[k]
+	if ok {
+		delete(s.more, k)
+	}
+	return f, ok
+}
+
+// all yields every tuple and its flags.
+func (s *connSet) all(yield func(tupleKey, bindFlags) bool) {
+	if s.hasOne && !yield(s.one, s.oneF) {
+		return
+	}
+	for k, f := range s.more {
+		if !yield(k, f) {
+			return
+		}
+	}
+}
 
 const (
 	// bindReuse: the connection set ReuseAddr (or was accepted by a
@@ -82,7 +145,7 @@ func (s *portShard) users(port uint16) *portUsers {
 	}
 	pu := s.m[port]
 	if pu == nil {
-		pu = &portUsers{conns: make(map[tupleKey]bindFlags)}
+		pu = &portUsers{}
 		s.m[port] = pu
 	}
 	return pu
@@ -90,7 +153,7 @@ func (s *portShard) users(port uint16) *portUsers {
 
 // tidy drops the port's entry when nobody uses it. s.mu is held.
 func (s *portShard) tidy(port uint16, pu *portUsers) {
-	if len(pu.listeners) == 0 && len(pu.conns) == 0 {
+	if len(pu.listeners) == 0 && pu.conns.len() == 0 {
 		delete(s.m, port)
 	}
 }
@@ -127,7 +190,7 @@ func (pu *portUsers) scan(addr netip.Addr, reuse bool) (busy bool, tw []tupleKey
 			return true, nil
 		}
 	}
-	for k, f := range pu.conns {
+	for k, f := range pu.conns.all {
 		if !overlap(netip.AddrFrom16(k.laddr).Unmap(), addr) {
 			continue
 		}
@@ -190,7 +253,7 @@ func (p *Protocol) inTimeWait(k tupleKey) bool {
 
 // addConn records a reserved tuple as a user of its port. s.mu is held.
 func (pu *portUsers) addConn(k tupleKey, f bindFlags) {
-	pu.conns[k] = f
+	pu.conns.add(k, f)
 	if f&bindExplicit != 0 {
 		pu.explicit++
 	}
@@ -332,8 +395,7 @@ func (p *Protocol) releaseTuple(k tupleKey) {
 	if pu == nil {
 		return
 	}
-	if f, ok := pu.conns[k]; ok {
-		delete(pu.conns, k)
+	if f, ok := pu.conns.remove(k); ok {
 		if f&bindExplicit != 0 {
 			pu.explicit--
 		}

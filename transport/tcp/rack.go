@@ -216,7 +216,7 @@ func (c *Conn) armTLP(now time.Time) {
 		pto = time.Second
 	}
 	pto = max(pto, 10*time.Millisecond)
-	if rto := c.tim.when[tRexmt]; !rto.IsZero() && !now.Add(pto).Before(rto) {
+	if rto := c.timeOf(c.tim.when[tRexmt]); !rto.IsZero() && !now.Add(pto).Before(rto) {
 		c.disarm(tTLP) // the RTO comes first
 		return
 	}

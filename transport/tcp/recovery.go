@@ -151,10 +151,10 @@ func (c *Conn) ackReceived(seg *segment, now time.Time, wndChanged bool) {
 		c.sndUna = seg.ack
 		c.stats.bytesAcked += uint64(ev.acked)
 		c.rtt.backoff = 0
-		c.stallStart = now
+		c.stallStart = c.stampOf(now)
 		c.persistShift = 0
 		c.softErr = nil // something got through
-		signal(c.writable)
+		c.writable.signal()
 	}
 	c.rackCommit(&ev)
 	// RTT (RFC 6298 §3 Karn: only segments never retransmitted; RFC 7323

@@ -242,7 +242,7 @@ func (r *recvQueue) release() {
 // ahead of the sender, up to net.inet.tcp.rmem_max.
 type drsState struct {
 	rtt    time.Duration // receive-side RTT (rcvRTTMeasure), 0 when unknown
-	start  time.Time
+	start  stamp
 	copied int
 }
 
@@ -275,15 +275,15 @@ func (c *Conn) autotune(n int, now time.Time) {
 		return
 	}
 	d := &c.drs
-	if d.start.IsZero() {
-		d.start = now
+	if d.start == 0 {
+		d.start = c.stampOf(now)
 	}
 	d.copied += n
 	rtt := d.rtt
 	if rtt == 0 {
 		rtt = c.rtt.srtt
 	}
-	if rtt == 0 || now.Sub(d.start) < rtt {
+	if rtt == 0 || now.Sub(c.timeOf(d.start)) < rtt {
 		return
 	}
 	want := 2*d.copied + 16*c.advMSS
@@ -296,5 +296,5 @@ func (c *Conn) autotune(n int, now time.Time) {
 			c.p.stats.RcvBufGrowth.Inc()
 		}
 	}
-	d.start, d.copied = now, 0
+	d.start, d.copied = c.stampOf(now), 0
 }

@@ -12,7 +12,7 @@ type rttState struct {
 	backoff      int // RTO doublings since the last new acknowledgment (§5.5)
 
 	minRTT   time.Duration // least sample in the window (RACK, rate sampling)
-	minRTTAt time.Time
+	minRTTAt stamp
 	latest   time.Duration // the last sample
 }
 
@@ -46,8 +46,8 @@ func (r *rttState) sample(c *Conn, m time.Duration) {
 		r.rttvar = (3*r.rttvar + d) / 4 // β = 1/4
 		r.srtt = (7*r.srtt + m) / 8     // α = 1/8
 	}
-	if r.minRTT == 0 || m <= r.minRTT || now.Sub(r.minRTTAt) > minRTTWindow {
-		r.minRTT, r.minRTTAt = m, now
+	if r.minRTT == 0 || m <= r.minRTT || now.Sub(c.timeOf(r.minRTTAt)) > minRTTWindow {
+		r.minRTT, r.minRTTAt = m, c.stampOf(now)
 	}
 	r.rto = r.srtt + max(rttGranularity, 4*r.rttvar)
 	r.rto = max(r.rto, dur(&c.p.tun.RTOMin)) // §2.4, with a tunable floor

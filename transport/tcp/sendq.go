@@ -115,8 +115,12 @@ func (q *sendQueue) ack(seq seqnum.Value) {
 		}
 		k -= l
 		ch.off = ch.end
-		if i == len(q.chunks)-1 && ch.end < ch.pkt.Len() {
-			break // keep the last chunk for more writes
+		if i == len(q.chunks)-1 && ch.end < ch.pkt.Len() && q.n > 0 {
+			// Keep the last chunk for more writes while data is
+			// queued. Once everything is acknowledged it goes back
+			// to the pool: an idle connection holds no 16 KiB chunk,
+			// and the next write takes one from the pool.
+			break
 		}
 		ch.pkt.Release()
 		ch.pkt = nil

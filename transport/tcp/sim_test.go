@@ -293,9 +293,13 @@ func (n *simNet) run(t *testing.T, limit time.Duration, pump func() bool, done f
 func infoLine(name string, c *Conn) string {
 	in := c.Info()
 	c.mu.Lock()
+	var segs []txSeg // none before the connection sent data
+	if c.flight != nil {
+		segs = c.sb.segs
+	}
 	internals := fmt.Sprintf("   una=%d nxt=%d rcvnxt=%d rcvadv=%d tsrecent=%d tsnow=%d segs=%d backoff=%d state=%v\n",
-		c.sndUna, c.sndNxt, c.rcvNxt, c.rcvAdv, c.tsRecent, c.tsNow(c.p.clk.Now()), len(c.sb.segs), c.rtt.backoff, c.st)
-	for i, s := range c.sb.segs {
+		c.sndUna, c.sndNxt, c.rcvNxt, c.rcvAdv, c.tsRecent, c.tsNow(c.p.clk.Now()), len(segs), c.rtt.backoff, c.st)
+	for i, s := range segs {
 		if i < 6 {
 			internals += fmt.Sprintf("     seg %d-%d flags=%b xmit=%v\n", s.start, s.end, s.flags, s.xmit.Sub(time.Unix(1e9, 0)))
 		}

@@ -54,7 +54,7 @@ func (c *Conn) SetSendBuffer(n int) {
 	c.mu.Lock()
 	defer c.unlock()
 	c.sndBuf, c.sndBufFixed = max(n, 2048), true
-	signal(c.writable)
+	c.writable.signal()
 }
 
 // SetUserTimeout sets TCP_USER_TIMEOUT (RFC 5482): 0 restores the

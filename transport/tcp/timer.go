@@ -52,7 +52,7 @@ const (
 
 type timers struct {
 	t    [numTimers]clock.Timer
-	when [numTimers]time.Time // the deadline; zero: not armed
+	when [numTimers]stamp // the deadline; zero: not armed
 	// set is when the clock's timer is due to go off, as time since the
 	// protocol's epoch (0: it is not pending, as far as we know); 8
 	// bytes rather than a time.Time's 24, per timer and connection. It
@@ -66,7 +66,7 @@ type timers struct {
 // arm (re)starts timer k to fire after d.
 func (c *Conn) arm(k timerKind, d time.Duration) {
 	w := c.now().Add(d)
-	c.tim.when[k] = w
+	c.tim.when[k] = c.stampOf(w)
 	at := max(w.Sub(c.p.epoch), 1)
 	if s := c.tim.set[k]; s != 0 && at >= s {
 		return // goes off by then; fire re-arms for w
@@ -85,7 +85,7 @@ func (c *Conn) disarm(k timerKind) {
 	if c.tim.when[k].IsZero() {
 		return
 	}
-	c.tim.when[k] = time.Time{}
+	c.tim.when[k] = 0
 	if k == tRexmt {
 		c.tim.persist = false
 	}
@@ -98,7 +98,7 @@ func (t *timers) stopAll() {
 		if t.t[k] != nil {
 			t.t[k].Stop()
 		}
-		t.when[k] = time.Time{}
+		t.when[k] = 0
 		t.set[k] = 0
 	}
 	t.persist = false
@@ -110,7 +110,7 @@ func (c *Conn) fire(k timerKind) {
 	c.mu.Lock()
 	defer c.unlock()
 	c.tim.set[k] = 0 // this expiry is the one that was pending
-	w := c.tim.when[k]
+	w := c.timeOf(c.tim.when[k])
 	if w.IsZero() {
 		return
 	}
@@ -121,9 +121,12 @@ func (c *Conn) fire(k timerKind) {
 		c.tim.t[k].Reset(w.Sub(now))
 		return
 	}
-	c.tim.when[k] = time.Time{}
-	c.nowCache = now
-	defer func() { c.nowCache = time.Time{} }()
+	c.tim.when[k] = 0
+	c.nowCache = c.stampOf(now)
+	defer func() { c.nowCache = 0 }()
+	if k != tDelack && k != tSlow {
+		c.ensureFlight() // these follow data sent
+	}
 	switch k {
 	case tRexmt:
 		if c.tim.persist {
@@ -157,7 +160,7 @@ func (c *Conn) fire(k timerKind) {
 func (c *Conn) onRexmt(now time.Time) {
 	switch c.st {
 	case StateSynSent, StateSynReceived:
-		if c.synRetries >= int(c.p.tun.SynRetries.Load()) || c.userTimedOut(now) {
+		if int(c.synRetries) >= int(c.p.tun.SynRetries.Load()) || c.userTimedOut(now) {
 			c.p.stats.AttemptFails.Inc()
 			c.toClosed(c.timeoutErr())
 			return
@@ -198,7 +201,7 @@ func (c *Conn) onRexmt(now time.Time) {
 func (c *Conn) rtoClamped(now time.Time) time.Duration {
 	d := c.rtt.current(c)
 	if ut := c.opts.UserTimeout; ut > 0 {
-		left := c.stallStart.Add(ut).Sub(now)
+		left := c.timeOf(c.stallStart).Add(ut).Sub(now)
 		d = max(min(d, left), time.Millisecond)
 	}
 	return d
@@ -208,7 +211,7 @@ func (c *Conn) rtoClamped(now time.Time) time.Duration {
 // longer than the user timeout (RFC 5482, TCP_USER_TIMEOUT).
 func (c *Conn) userTimedOut(now time.Time) bool {
 	ut := c.opts.UserTimeout
-	return ut > 0 && !c.stallStart.IsZero() && now.Sub(c.stallStart) >= ut
+	return ut > 0 && c.stallStart != 0 && now.Sub(c.timeOf(c.stallStart)) >= ut
 }
 
 // timeoutErr is the error of a connection dropped by its timers: the
@@ -277,7 +280,7 @@ func (c *Conn) armKeepalive() {
 		return
 	}
 	idle := c.keepIdle()
-	left := idle - c.now().Sub(c.lastRecv)
+	left := idle - c.now().Sub(c.timeOf(c.lastRecv))
 	c.tim.slow = slowKeepalive
 	c.arm(tSlow, max(left, time.Millisecond))
 }
@@ -316,7 +319,7 @@ func (c *Conn) onKeepalive(now time.Time) {
 		c.arm(tSlow, c.keepIdle()) // the retransmission timer watches
 		return
 	}
-	idle := now.Sub(c.lastRecv)
+	idle := now.Sub(c.timeOf(c.lastRecv))
 	if idle < c.keepIdle() {
 		c.arm(tSlow, c.keepIdle()-idle)
 		return
@@ -355,10 +358,12 @@ func (c *Conn) enterTimeWait() {
 		}
 	}
 	c.sendq.release()
-	c.sb.reset()
+	if c.flight != nil {
+		c.sb.reset()
+	}
 	c.tim.slow = slowTimeWait
 	c.arm(tSlow, 2*dur(&c.p.tun.MSL))
 	c.closeDone()
-	signal(c.readable)
-	signal(c.writable)
+	c.readable.signal()
+	c.writable.signal()
 }

@@ -35,10 +35,19 @@ const (
 func NewCubic() Controller { return &cubic{fastConvergence: true} }
 
 type cubic struct {
+	// The state, made when the controller first has work (data sent or
+	// acknowledged, a congestion signal), so that a connection that never
+	// sends holds 32 bytes of CUBIC rather than 500. Once made it stays.
+	*cubicState
 	// fastConvergence enables §4.7 (on by default: the SHOULD for shared
 	// paths).
 	fastConvergence bool
+	// initCWnd is the window Init set, where HyStart++'s first round ends.
+	initCWnd int
+}
 
+// cubicState is what CUBIC keeps between calls.
+type cubicState struct {
 	v cubicVars
 
 	// What the last congestion response changed, for Undo (§4.9).
@@ -89,19 +98,36 @@ func (c *cubic) Name() string { return "cubic" }
 // Init sets the initial window (RFC 6928 via InitialWindow) and, unless the
 // core already chose one, an "infinite" ssthresh, and arms HyStart++.
 func (c *cubic) Init(s *State, now time.Time) {
-	*c = cubic{fastConvergence: c.fastConvergence}
 	s.CWnd = InitialWindow(s.MSS)
 	if s.SSThresh <= 0 {
 		s.SSThresh = MaxSSThresh
 	}
 	s.PacingRate = 0
-	c.v.hs.reset(s.CWnd)
+	c.initCWnd = s.CWnd
+	if c.cubicState != nil {
+		c.reset()
+	}
+}
+
+// state makes the state on first use, as Init would have left it.
+func (c *cubic) state() {
+	if c.cubicState == nil {
+		c.cubicState = new(cubicState)
+		c.reset()
+	}
+}
+
+// reset puts the state as Init leaves it.
+func (c *cubic) reset() {
+	*c.cubicState = cubicState{}
+	c.v.hs.reset(c.initCWnd)
 }
 
 func (c *cubic) OnAck(s *State, a *Ack) {
 	if a.Acked <= 0 {
 		return
 	}
+	c.state()
 	c.backoff = false
 	c.lastAck = a.Now
 	if a.InRecovery {
@@ -234,6 +260,7 @@ func (c *cubic) shiftEpoch(d time.Duration) {
 }
 
 func (c *cubic) OnCongestion(s *State, now time.Time, e Event) {
+	c.state()
 	repeated := e == Timeout && c.backoff
 	mss := mssOf(s)
 	cwnd := segments(s, s.CWnd)
@@ -276,6 +303,7 @@ func (c *cubic) OnCongestion(s *State, now time.Time, e Event) {
 // OnRecoveryEnd settles the window at ssthresh (§4.6; the core's PRR has
 // been moving it there).
 func (c *cubic) OnRecoveryEnd(s *State, now time.Time) {
+	c.state()
 	if !c.recovering {
 		return
 	}
@@ -289,6 +317,7 @@ func (c *cubic) OnRecoveryEnd(s *State, now time.Time) {
 // before the last congestion response, if the window is still below what it
 // was (§4.9); otherwise the current values stand.
 func (c *cubic) Undo(s *State, now time.Time) {
+	c.state()
 	if !c.priorW.ok {
 		return
 	}
@@ -306,6 +335,7 @@ func (c *cubic) Undo(s *State, now time.Time) {
 // OnSent leaves out of the curve's time the idle period that ends with this
 // send (§5.8).
 func (c *cubic) OnSent(s *State, now time.Time, bytes int) {
+	c.state()
 	if c.v.limitedSince.IsZero() {
 		c.shiftEpoch(idleShift(s.InFlight, bytes, now, c.lastSend, c.lastAck))
 	}

@@ -58,7 +58,7 @@ func FuzzControllers(f *testing.F) {
 				if s.SSThresh < 2*testMSS || s.CWnd < testMSS || s.CWnd > maxCWnd || s.PacingRate != 0 {
 					t.Fatalf("%s after op %d (%d,%d,%d): %+v", c.Name(), i/3, op, x, y, s)
 				}
-				if cu, ok := c.(*cubic); ok {
+				if cu, ok := c.(*cubic); ok && cu.cubicState != nil {
 					for _, v := range []float64{cu.v.wMax, cu.v.k, cu.v.wEst, cu.v.frac, cu.v.cwndPrior} {
 						if math.IsNaN(v) || math.IsInf(v, 0) {
 							t.Fatalf("cubic state not finite: %+v", cu.v)
