@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"strings"
@@ -27,6 +28,10 @@ func advantage(rs []Result, r Result, ref string) (float64, bool) {
 // drawChart draws grouped bars, one group per ustack row (workload and
 // ustack variant): its advantage over gVisor and over the kernel. The
 // file type follows the extension (.svg, .png, .pdf).
+// errNoRatios: the run had no pair of systems to compare (-systems
+// picked one), so there is nothing to chart.
+var errNoRatios = errors.New("no ratios to draw (the run compared no systems); chart not written")
+
 func drawChart(path string, rs []Result) error {
 	var (
 		names     []string
@@ -51,7 +56,7 @@ func drawChart(path string, rs []Result) error {
 		maxHeight = max(maxHeight, g, k)
 	}
 	if len(names) == 0 {
-		return fmt.Errorf("chart: no ratios to draw")
+		return errNoRatios
 	}
 	p := plot.New()
 	p.Title.Text = "ustack vs gVisor netstack and Linux, medians of one run"

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -59,7 +60,10 @@ func main() {
 		}
 	}
 	if chart != "" {
-		if err := drawChart(chart, results); err != nil {
+		switch err := drawChart(chart, results); {
+		case errors.Is(err, errNoRatios):
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		case err != nil:
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

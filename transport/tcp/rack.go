@@ -217,8 +217,12 @@ func (c *Conn) armTLP(now time.Time) {
 	}
 	pto = max(pto, 10*time.Millisecond)
 	if rto := c.timeOf(c.tim.when[tRexmt]); !rto.IsZero() && !now.Add(pto).Before(rto) {
-		c.disarm(tTLP) // the RTO comes first
-		return
+		// §7.2: when the RTO would fire first, the probe takes its
+		// place (PTO = the time left to the RTO), and the RTO moves one
+		// RTO past the probe (onTLP arms it again as the probe leaves):
+		// a lost tail costs a probe, not a timeout and a window of one.
+		pto = max(rto.Sub(now), 0)
+		c.arm(tRexmt, pto+c.rtt.current(c))
 	}
 	c.arm(tTLP, pto)
 }

@@ -197,3 +197,24 @@ func TestSimQueueOverflowRecovery(t *testing.T) {
 		t.Errorf("link under-used: %s", desc)
 	}
 }
+
+// TestTLPInPlaceOfRTO: with one segment in flight the probe timeout (2·SRTT
+// plus the worst-case delayed ACK) is not shorter than the RTO; RFC 8985
+// §7.2 then schedules the probe at the RTO's time instead of leaving the
+// tail to the RTO (which would collapse the window to one segment).
+func TestTLPInPlaceOfRTO(t *testing.T) {
+	e, p := dialPeer(t, defPeer)
+	p.write("hello")
+	p.expect(payloadIs("hello"))
+	for range 50 {
+		p.advance(10 * time.Millisecond)
+		if out := p.take(); len(out) > 0 {
+			if e.stat("tcp.tlp_probes") != 1 || e.stat("tcp.timeouts") != 0 {
+				t.Fatalf("tail resent with tlp_probes %d, timeouts %d; want a probe, no RTO",
+					e.stat("tcp.tlp_probes"), e.stat("tcp.timeouts"))
+			}
+			return
+		}
+	}
+	t.Fatal("the lost tail was never resent")
+}
