@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,20 @@ func runBulk(cfg Config, system string, mtu, flows int) (Result, error) {
 		return Result{}, err
 	}
 	var got atomic.Int64
+	// Steady state: allocations after the first quarter of the transfer,
+	// when windows, buffers and pools have grown to what the flow needs
+	// (the whole-run figure counts that growth too).
+	var warm atomic.Bool
+	var warmAllocs atomic.Uint64
+	var warmAt atomic.Int64
+	markWarm := func(n int64) {
+		if n >= total/4 && warm.CompareAndSwap(false, true) {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			warmAllocs.Store(ms.Mallocs)
+			warmAt.Store(n)
+		}
+	}
 	errs := make(chan error, 2*flows+1)
 	go func() {
 		for range flows {
@@ -92,7 +107,9 @@ func runBulk(cfg Config, system string, mtu, flows int) (Result, error) {
 				for {
 					k, err := c.Read(b)
 					n += int64(k)
-					got.Add(int64(k))
+					if all := got.Add(int64(k)); !warm.Load() {
+						markWarm(all)
+					}
 					if err == io.EOF {
 						if n != per {
 							errs <- fmt.Errorf("server read %d bytes, want %d", n, per)
@@ -147,6 +164,9 @@ func runBulk(cfg Config, system string, mtu, flows int) (Result, error) {
 		}
 	}
 	d := since(s0)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	steadyMB := float64(total-warmAt.Load()) / 1e6
 	rx := p.retransmits() - rx0
 	if err := wd.stop(); err != nil {
 		return Result{}, fmt.Errorf("%w (received %d of %d bytes)", err, got.Load(), total)
@@ -159,10 +179,12 @@ func runBulk(cfg Config, system string, mtu, flows int) (Result, error) {
 		Metric: "throughput", Unit: "MB/s", HigherIsBetter: true,
 		Value: bytes / 1e6 / d.wall.Seconds(),
 		Extra: map[string]float64{
-			"cpu_s_per_GB":   d.cpu.Seconds() / (bytes / 1e9),
-			"allocs_per_MB":  float64(d.allocs) / (bytes / 1e6),
-			"cores_busy":     d.cpu.Seconds() / d.wall.Seconds(),
-			"retrans_per_MB": float64(rx) / (bytes / 1e6),
+			"cpu_s_per_GB":  d.cpu.Seconds() / (bytes / 1e9),
+			"allocs_per_MB": float64(d.allocs) / (bytes / 1e6),
+			// After the first quarter: what each further MB costs.
+			"allocs_per_MB_steady": float64(ms.Mallocs-warmAllocs.Load()) / steadyMB,
+			"cores_busy":           d.cpu.Seconds() / d.wall.Seconds(),
+			"retrans_per_MB":       float64(rx) / (bytes / 1e6),
 		},
 	}, nil
 }

@@ -134,11 +134,17 @@ func (p *Process) Wait() error {
 func (p *Process) Output() string { return p.out.String() }
 
 // Do runs f on an OS thread that is inside the namespace, and returns f's
-// error. Sockets and devices that f creates belong to the namespace and stay
-// there after Do returns; goroutines that f starts run elsewhere, in the
-// process's own namespace. The thread is returned to the scheduler only if
-// switching back succeeds; otherwise it is discarded.
-func (ns *NS) Do(f func() error) error {
+// error (see DoPath).
+func (ns *NS) Do(f func() error) error { return DoPath(ns.Path(), f) }
+
+// DoPath runs f on an OS thread that is inside the network namespace at
+// path (/run/netns/NAME), and returns f's error; a panic in f comes back as
+// an error. Sockets and devices that f creates belong to the namespace and
+// stay there after DoPath returns; goroutines that f starts run elsewhere,
+// in the process's own namespace. The thread is returned to the scheduler
+// only if switching back succeeds; otherwise it is discarded. DoPath needs
+// no testing.TB, so programs (the bench harness) use it too.
+func DoPath(path string, f func() error) error {
 	type result struct{ err, ferr error }
 	done := make(chan result, 1)
 	go func() {
@@ -149,20 +155,28 @@ func (ns *NS) Do(f func() error) error {
 			return
 		}
 		defer orig.Close()
-		target, err := os.Open(ns.Path())
+		target, err := os.Open(path)
 		if err != nil {
 			done <- result{err: err}
 			return
 		}
 		defer target.Close()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("setns %s: %w", ns.Name, err)}
+			done <- result{err: fmt.Errorf("setns %s: %w", path, err)}
 			return
 		}
-		ferr := f()
+		var ferr error
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					ferr = fmt.Errorf("panic in namespace %s: %v", path, r)
+				}
+			}()
+			ferr = f()
+		}()
 		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
 			// Leave the thread locked: it dies with this goroutine.
-			done <- result{err: fmt.Errorf("setns back from %s: %w", ns.Name, err), ferr: ferr}
+			done <- result{err: fmt.Errorf("setns back from %s: %w", path, err), ferr: ferr}
 			return
 		}
 		runtime.UnlockOSThread()

@@ -28,13 +28,14 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"ustack/internal/netns"
 )
 
 // prefix starts the name of every namespace this package makes.
@@ -236,54 +237,8 @@ func (p *Process) Kill() {
 }
 
 // Do runs f on an OS thread that is inside the namespace, and returns f's
-// error. Sockets and devices that f creates belong to the namespace and
-// stay there after Do returns; goroutines that f starts run elsewhere, in
-// the process's own namespace. The thread is returned to the scheduler
-// only if switching back succeeds; otherwise it is discarded.
-func (n *NS) Do(f func() error) error {
-	type result struct{ err, ferr error }
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(n.Path())
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("setns %s: %w", n.Name, err)}
-			return
-		}
-		var ferr error
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					ferr = fmt.Errorf("panic in namespace %s: %v", n.Name, r)
-				}
-			}()
-			ferr = f()
-		}()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			done <- result{err: fmt.Errorf("setns back from %s: %w", n.Name, err), ferr: ferr}
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- result{ferr: ferr}
-	}()
-	r := <-done
-	if r.err != nil {
-		return fmt.Errorf("ns: %w", r.err)
-	}
-	return r.ferr
-}
+// error; a panic in f comes back as an error (netns.DoPath).
+func (n *NS) Do(f func() error) error { return netns.DoPath(n.Path(), f) }
 
 // Veth makes a veth pair with end nameA in nsA and end nameB in nsB and
 // brings both ends up. The pair goes away with its namespaces.
