@@ -9,10 +9,13 @@ import (
 // Batch carries one received batch of frames up the stack, so that the
 // transports can leave per-batch work — TCP's acknowledgement decision and
 // the data it may send in answer — until every frame of the batch has been
-// processed (issue: "one batch carried up the stack before acknowledgements
-// are sent"). A link driver's DeliverBatch gets a Batch from GetBatch,
-// hands it to the network protocols with each frame, and calls Flush when
-// the batch is done; then PutBatch.
+// processed, as Linux answers one GRO packet rather than each segment in
+// it. The stack's dispatcher (stack.Interface.DeliverBatch) gets a Batch
+// from GetBatch, calls SetLeft and hands it to the network protocol with
+// each frame (BatchNetworkProtocol), which passes it to the transport in
+// PacketInfo.Batch; after the last frame it calls Flush, then PutBatch.
+// Nothing may keep a Batch past its delivery (a segment held for later
+// drops it).
 //
 // A Batch belongs to the goroutine that delivers the batch: it is not safe
 // for concurrent use, and several receive queues each use their own.
