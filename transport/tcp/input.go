@@ -37,10 +37,12 @@ func (c *Conn) deliver(seg *segment) {
 	c.nowCache = c.stampOf(c.p.clk.Now())
 	batch := seg.batch
 	c.input(seg)
-	// An ACK due at once (a challenge ACK, an out-of-window or
-	// out-of-order segment's, quick-ACK mode) is not about coalescing:
-	// it leaves now, in arrival order with the batch's other answers, as
-	// Linux answers each such segment.
+	// An ACK due at once for something out of the ordinary (a challenge
+	// ACK; an out-of-window, out-of-order or hole-filling segment's) is
+	// not about coalescing: it leaves now, in arrival order with the
+	// batch's other answers, as Linux answers each such segment. ACKs
+	// for in-order data (every second segment, quick-ACK mode: ackData)
+	// wait for the batch's end.
 	if batch.More() && c.st.synchronized() && !c.ackNow {
 		if !c.inBatch {
 			c.inBatch = batch.Defer((*batchFlush)(c))
