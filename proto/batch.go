@@ -1,10 +1,6 @@
 package proto
 
-import (
-	"sync"
-
-	"ustack/buf"
-)
+import "sync"
 
 // Batch carries one received batch of frames up the stack, so that the
 // transports can leave per-batch work — TCP's acknowledgement decision and
@@ -12,8 +8,8 @@ import (
 // processed, as Linux answers one GRO packet rather than each segment in
 // it. The stack's dispatcher (stack.Interface.DeliverBatch) gets a Batch
 // from GetBatch, calls SetLeft and hands it to the network protocol with
-// each frame (BatchNetworkProtocol), which passes it to the transport in
-// PacketInfo.Batch; after the last frame it calls Flush, then PutBatch.
+// each frame (IPv4's and IPv6's HandlePacketBatch), which passes it to the
+// transport in PacketInfo.Batch; after the last frame it calls Flush, then PutBatch.
 // Nothing may keep a Batch past its delivery (a segment held for later
 // drops it).
 //
@@ -86,12 +82,4 @@ func PutBatch(b *Batch) {
 	}
 	b.pooled = true
 	batches.Put(b)
-}
-
-// BatchNetworkProtocol is a NetworkProtocol that carries a receive batch to
-// its transports (in PacketInfo.Batch). HandlePacketBatch is HandlePacket
-// with the batch the frame arrived in; b may be nil.
-type BatchNetworkProtocol interface {
-	NetworkProtocol
-	HandlePacketBatch(ifc Interface, pkt *buf.Packet, b *Batch)
 }

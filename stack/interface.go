@@ -385,17 +385,20 @@ func (ifc *Interface) receive(pkt *buf.Packet, batch *proto.Batch) bool {
 		pkt.LinkHeader = e[:wire.EthernetHeaderLen]
 		pkt.TrimFront(wire.EthernetHeaderLen)
 	}
-	np := ifc.s.netProtos[et]
-	if np == nil {
+	// The stack's three network protocols, called directly: no table
+	// lookup per frame, and IP gets the batch for its transports.
+	switch et {
+	case wire.EtherTypeIPv4:
+		ifc.s.ipv4.HandlePacketBatch(ifc, pkt, batch)
+	case wire.EtherTypeIPv6:
+		ifc.s.ipv6.HandlePacketBatch(ifc, pkt, batch)
+	case wire.EtherTypeARP:
+		ifc.s.arp.HandlePacket(ifc, pkt)
+	default:
 		// VLAN-tagged frames land here too: this stack has no VLAN
 		// interfaces yet.
 		ifc.drop(pkt, proto.DropUnknownProtocol)
 		return false
-	}
-	if bp, ok := np.(proto.BatchNetworkProtocol); ok {
-		bp.HandlePacketBatch(ifc, pkt, batch)
-	} else {
-		np.HandlePacket(ifc, pkt)
 	}
 	return true
 }

@@ -29,7 +29,6 @@ import (
 	"ustack/transport/icmp"
 	"ustack/transport/tcp"
 	"ustack/transport/udp"
-	"ustack/wire"
 )
 
 // Options configure a stack. The zero value is a stack on the real clock
@@ -66,8 +65,6 @@ type Stack struct {
 	tcp   *tcp.Protocol
 	icmp  *icmp.Protocol
 	net   netMux
-
-	netProtos map[wire.EtherType]proto.NetworkProtocol
 
 	mu        sync.Mutex // serializes configuration changes
 	ifaces    atomic.Pointer[ifaceTable]
@@ -114,11 +111,6 @@ func New(o Options) *Stack {
 	s.ipv6.RegisterTransport(s.icmp6)
 	s.nd = ndp.New(s.ipv6, ndp.Config{Forwarding: s.ipv6.Forwarding}, s.log)
 	s.ipv6.SetNDHandler(s.nd)
-	s.netProtos = map[wire.EtherType]proto.NetworkProtocol{
-		wire.EtherTypeARP:  s.arp,
-		wire.EtherTypeIPv4: s.ipv4,
-		wire.EtherTypeIPv6: s.ipv6,
-	}
 	if !o.NoLoopback {
 		lo, err := s.AddInterface("lo", loopback.New(65535))
 		if err != nil {

@@ -19,7 +19,8 @@ func (p *Protocol) HandlePacket(ifc proto.Interface, pkt *buf.Packet) {
 
 // HandlePacketBatch is HandlePacket for a packet of the received batch b
 // (may be nil), which is passed on to the transport in PacketInfo.Batch
-// (proto.BatchNetworkProtocol). It takes ownership of pkt.
+// (the stack calls it for every received frame). It takes ownership of
+// pkt.
 func (p *Protocol) HandlePacketBatch(ifc proto.Interface, pkt *buf.Packet, batch *proto.Batch) {
 	p.counters.InPackets.Inc()
 	p.counters.InBytes.Add(uint64(pkt.Len()))
