@@ -259,22 +259,29 @@ func printNeighbors(w io.Writer, s *stack.Stack) {
 func demoPing(ctx context.Context, n *demoNet, nr *narrator) error {
 	nr.say("A sends three echo requests to B; R forwards them, so the replies")
 	nr.say("arrive with B's TTL of 64 less R's hop: 63.")
+	return pingThroughR(ctx, n, nr, demoB.Addr(), "56(84)", "TTL")
+}
+
+// pingThroughR pings dst from A three times and checks that every reply
+// crossed one router: TTL (or hop limit, as what names) 63. hdr is ping's
+// "56(84)" size note.
+func pingThroughR(ctx context.Context, n *demoNet, nr *narrator, dst netip.Addr, hdr, what string) error {
 	w := nr.indented()
-	fmt.Fprintf(w, "PING %s 56(84) bytes of data.\n", demoB.Addr())
-	st, err := runPing(ctx, n.a, demoB.Addr(), pingConfig{count: 3, size: 56, interval: 10 * time.Millisecond, wait: 2 * time.Second}, w)
+	fmt.Fprintf(w, "PING %s %s bytes of data.\n", dst, hdr)
+	st, err := runPing(ctx, n.a, dst, pingConfig{count: 3, size: 56, interval: 10 * time.Millisecond, wait: 2 * time.Second}, w)
 	if err != nil {
 		return err
 	}
-	st.summary(w, demoB.Addr().String())
+	st.summary(w, dst.String())
 	if st.received != 3 {
 		return fmt.Errorf("%d of 3 replies", st.received)
 	}
 	for _, ttl := range st.ttls {
 		if ttl != 63 {
-			return fmt.Errorf("reply with TTL %d, want 63", ttl)
+			return fmt.Errorf("reply with %s %d, want 63", what, ttl)
 		}
 	}
-	nr.ok("3/3 replies, TTL 63: one router on the path")
+	nr.ok("3/3 replies, %s 63: one router on the path", what)
 	return nil
 }
 

@@ -266,26 +266,9 @@ func defaultRoute6(s *stack.Stack) (route.Route, bool) {
 }
 
 func demoPing6(ctx context.Context, n *demoNet, nr *narrator) error {
-	b6 := n.demoB6()
 	nr.say("A sends three ICMPv6 echo requests (RFC 4443 §4) to B's global address;")
 	nr.say("R forwards them, so the replies arrive with a hop limit of 64 - 1 = 63.")
-	w := nr.indented()
-	fmt.Fprintf(w, "PING %s 56(104) bytes of data.\n", b6)
-	st, err := runPing(ctx, n.a, b6, pingConfig{count: 3, size: 56, interval: 10 * time.Millisecond, wait: 2 * time.Second}, w)
-	if err != nil {
-		return err
-	}
-	st.summary(w, b6.String())
-	if st.received != 3 {
-		return fmt.Errorf("%d of 3 replies", st.received)
-	}
-	for _, hl := range st.ttls {
-		if hl != 63 {
-			return fmt.Errorf("reply with hop limit %d, want 63", hl)
-		}
-	}
-	nr.ok("3/3 replies, hop limit 63: one router on the path")
-	return nil
+	return pingThroughR(ctx, n, nr, n.demoB6(), "56(104)", "hop limit")
 }
 
 func demoUDP6(ctx context.Context, n *demoNet, nr *narrator) error {
